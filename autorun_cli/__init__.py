@@ -1,0 +1,3 @@
+"""autorun: inspect, follow, retry and replay automation runs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from autorun_cli.cli.app import main
+
+main()

@@ -1,0 +1,99 @@
+"""Every failure autorun reports, with its exit code, in one place.
+
+Commands, providers and the HTTP layer raise these; the CLI renders any of them as
+one ``error:`` line plus a ``hint:`` line and exits with ``exit_code``. Nothing here
+imports rich or httpx, so it is cheap to import at start-up.
+"""
+
+from __future__ import annotations
+
+# Exit codes of the contract (cli-contract.md, "Exit codes").
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_NOT_ALLOWED = 4
+EXIT_SERVICE = 5
+EXIT_WATCH_TIMEOUT = 6
+EXIT_INTERRUPTED = 130
+
+
+class AutorunError(Exception):
+    """Base class: a message for the user, an optional hint and an exit code."""
+
+    exit_code: int = EXIT_RUN_FAILED
+    code: str = "error"
+
+    def __init__(self, message: str, hint: str | None = None, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+    def to_json(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "hint": self.hint}}
+
+
+class UsageError(AutorunError):
+    """Bad usage or bad input: unknown value, malformed ID, unreadable file, bad TOML."""
+
+    exit_code = EXIT_USAGE
+    code = "usage"
+
+
+class ConfigError(UsageError):
+    code = "config"
+
+
+class NotFoundError(AutorunError):
+    exit_code = EXIT_NOT_FOUND
+    code = "not_found"
+
+
+class NotAllowedError(AutorunError):
+    """Authentication or permission refused."""
+
+    exit_code = EXIT_NOT_ALLOWED
+    code = "not_allowed"
+
+
+class AuthError(NotAllowedError):
+    code = "unauthorized"
+
+
+class NotSupportedError(NotAllowedError):
+    """The provider does not offer the operation (contract: exit 4)."""
+
+    code = "not_supported"
+
+
+class ServiceError(AutorunError):
+    """5xx after retries, connection/TLS failure, or a response of the wrong shape."""
+
+    exit_code = EXIT_SERVICE
+    code = "service"
+
+
+class BadResponseError(ServiceError):
+    code = "bad_response"
+
+
+class RunFailedError(AutorunError):
+    """A followed run ended failed/cancelled/timed_out, or replay diverged."""
+
+    exit_code = EXIT_RUN_FAILED
+    code = "run_failed"
+
+
+class WatchTimeoutError(AutorunError):
+    exit_code = EXIT_WATCH_TIMEOUT
+    code = "timeout"
+
+
+def redact(text: str, secrets: list[str] | tuple[str, ...] | None) -> str:
+    """Replace every secret in ``text`` so no token reaches any output."""
+    for secret in secrets or ():
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text

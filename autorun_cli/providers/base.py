@@ -1,0 +1,184 @@
+"""The provider interface: one subclass per API style, registered in ``__init__``.
+
+A provider builds paths, passes what filters it can to the server, and maps the
+vendor's JSON onto :mod:`autorun_cli.model`. Transport, retries and pagination
+live in :mod:`autorun_cli.http`; rendering lives in :mod:`autorun_cli.render`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from autorun_cli.errors import NotSupportedError, UsageError
+
+if TYPE_CHECKING:
+    from autorun_cli.http import HttpClient
+    from autorun_cli.model import Run
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# IDs go into URL paths: refuse anything that could change the path or query.
+SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@~-]{0,199}$")
+
+
+@dataclass
+class Settings:
+    """Everything resolved from flags, env, profile and defaults for one command."""
+
+    provider: str = "local"
+    profile: str | None = None
+    base_url: str | None = None
+    token: str | None = None
+    tenant: str | None = None
+    account: str | None = None
+    automation: str | None = None
+    home: str | None = None
+    verbose: bool = False
+    # Per-profile path overrides: list_path, get_path, retry_path, cancel_path...
+    paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.token] if self.token else []
+
+
+@dataclass
+class ListQuery:
+    """``autorun list`` filters in normalized terms."""
+
+    statuses: list[str] = field(default_factory=list)
+    uuids: list[str] = field(default_factory=list)
+    client_uuids: list[str] = field(default_factory=list)
+    automation: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    # "-created_at" (default, newest first), "name", "-status"...
+    sort: str = "-created_at"
+    # None = every page (--all).
+    limit: int | None = 20
+
+    @property
+    def sort_field(self) -> str:
+        return self.sort.lstrip("-+")
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+
+@dataclass
+class EventRequest:
+    """An inbound event for ``events send`` (local engine or Sendrealm POST /events)."""
+
+    event: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    email: str | None = None
+    contact_id: str | None = None
+    external_id: str | None = None
+    occurred_at: str | None = None
+    idempotency_key: str | None = None
+
+
+class Provider(ABC):
+    """One API style. Subclasses set ``name`` and implement listing and fetching."""
+
+    name: ClassVar[str]
+    # Sort orders the server can apply itself ("-created_at", "created_at", ...).
+    # For any other order, list buffers and sorts on the client.
+    server_sorts: ClassVar[frozenset[str]] = frozenset({"-created_at"})
+    # The server may be given the filter but the client always re-applies every
+    # filter, so a provider that ignores one stays correct.
+    needs_automation: ClassVar[bool] = False
+    # False for providers with no server (local): no base URL, no HttpClient.
+    uses_http: ClassVar[bool] = True
+
+    @classmethod
+    def auth_headers(cls, settings: Settings) -> dict[str, str]:
+        """Headers that authenticate every request (default: a bearer token)."""
+        return {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
+
+    @staticmethod
+    def error_message(body: Any) -> str | None:
+        """The API's own message from an error body (see ``http.ErrorHooks``)."""
+        from autorun_cli.http import default_error_message
+
+        return default_error_message(body)
+
+    @staticmethod
+    def classify_error(status: int, message: str) -> Any:
+        """An AutorunError to raise instead of the status-based default, or None."""
+        return None
+
+    def __init__(self, settings: Settings, http: HttpClient | None = None):
+        self.settings = settings
+        self.http = http
+
+    # -- identifiers -------------------------------------------------------
+    def validate_id(self, run_id: str) -> str:
+        """Refuse a malformed run ID before any request (exit 2)."""
+        if not SAFE_ID_RE.match(run_id or ""):
+            raise UsageError(
+                f"malformed run ID {run_id!r}",
+                hint="run IDs are letters, digits and - _ . : ; list them with `autorun list`",
+            )
+        return run_id
+
+    def require_automation(self) -> str:
+        if not self.settings.automation:
+            raise UsageError(
+                f"the {self.name} API lists and fetches runs per automation, and none was given",
+                hint="pass --automation ID or set AUTORUN_AUTOMATION_ID (or `automation` in the profile)",
+            )
+        return self.settings.automation
+
+    def path(self, key: str, default: str, **values: str) -> str:
+        """A path template, overridable per profile (``list_path``...), filled in."""
+        template = self.settings.paths.get(key) or default
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError) as exc:
+            raise UsageError(
+                f"path template {key}={template!r} uses an unknown placeholder {exc}",
+                hint="placeholders are " + ", ".join("{" + k + "}" for k in values),
+            ) from None
+
+    # -- reading -----------------------------------------------------------
+    @abstractmethod
+    def iter_runs(self, query: ListQuery) -> Iterator[Run]:
+        """Yield runs lazily, page by page, passing the filters the API knows."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """Fetch one run in full."""
+
+    def latest_id(self, query: ListQuery) -> str | None:
+        for run in self.iter_runs(ListQuery(automation=query.automation, limit=1)):
+            return run.id
+        return None
+
+    # -- acting ------------------------------------------------------------
+    def retry(self, run: Run) -> Run:
+        raise NotSupportedError(
+            f"the {self.name} API offers no retry for a run",
+            hint=f"re-run it on the local engine instead: autorun replay {run.id}",
+        )
+
+    def cancel(self, run: Run) -> Run:
+        raise NotSupportedError(
+            f"the {self.name} API offers no way to cancel a run",
+            hint="cancel is available on the generic and local providers",
+        )
+
+    def send_event(self, event: EventRequest) -> dict[str, Any]:
+        raise NotSupportedError(
+            f"the {self.name} API has no events endpoint autorun can post to",
+            hint="events send works with --provider sendrealm or local",
+        )
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()

@@ -1,0 +1,63 @@
+"""The normalized status vocabulary (contract, "Normalized JSON").
+
+Kept free of pydantic so option parsing can validate ``--status`` cheaply.
+"""
+
+from __future__ import annotations
+
+RUN_STATUSES = (
+    "pending",
+    "running",
+    "waiting",
+    "completed",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "skipped",
+)
+UNKNOWN = "unknown"
+WAIT_STATUSES = ("waiting", "received", "timed_out")
+TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out", "skipped"})
+# A run in one of these may be retried without --force.
+RETRYABLE = frozenset({"failed", "cancelled", "timed_out"})
+FAILED_LIKE = frozenset({"failed", "cancelled", "timed_out"})
+
+
+def normalize(value: object, table: dict[str, str]) -> str:
+    """Map a provider's status onto the vocabulary; anything unknown is ``unknown``.
+
+    Lookup is case-insensitive and ignores surrounding blanks, so ``"FAILED "``
+    and ``"failed"`` agree. A value that is not a string (``123`` in a seed) is
+    ``unknown`` too, never a crash.
+    """
+    if not isinstance(value, str):
+        return UNKNOWN
+    key = value.strip().lower()
+    if key in table:
+        return table[key]
+    if key in RUN_STATUSES:
+        return key
+    return UNKNOWN
+
+
+def parse_status_list(text: str | None) -> list[str]:
+    """Parse ``--status failed,running``; unknown names are a usage error."""
+    from autorun_cli.errors import UsageError
+
+    if not text:
+        return []
+    out: list[str] = []
+    for part in text.split(","):
+        name = part.strip().lower().replace("-", "_")
+        if not name:
+            continue
+        if name == "canceled":
+            name = "cancelled"
+        if name not in RUN_STATUSES and name != UNKNOWN:
+            raise UsageError(
+                f"unknown status {part.strip()!r}",
+                hint="use one or more of: " + ", ".join(RUN_STATUSES + (UNKNOWN,)),
+            )
+        if name not in out:
+            out.append(name)
+    return out
