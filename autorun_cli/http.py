@@ -233,6 +233,12 @@ class HttpClient:
             if resp.status_code < 400:
                 return resp
             retryable = resp.status_code in RETRY_STATUSES and (idempotent or resp.status_code == 429)
+            if retryable and resp.status_code != 429:
+                # A provider quirk may say this answer is final (tenant: a 500 that
+                # means "not found"); retrying it only delays the same answer.
+                err = self.error_for(resp, retried=attempt)
+                if not isinstance(err, ServiceError):
+                    raise err
             if retryable and attempt < self.max_retries:
                 wait = parse_retry_after(resp.headers.get("Retry-After"))
                 if wait is None or wait <= MAX_RETRY_AFTER:
