@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -412,6 +412,29 @@ class HttpClient:
                 return
             seen.add(key)
 
+    @staticmethod
+    def _follow_link(target: str, params: dict[str, Any], spec: PageSpec) -> tuple[str, dict[str, Any]]:
+        """Split a next link into URL and params, carrying over the request's own params.
+
+        httpx replaces (not merges) a URL's query with ``params``, so the link's query
+        travels as params. Laravel's default paginator links hold only ``page``: the
+        filters, sort and page size the link lacks are sent again (the link wins).
+        """
+        parts = urlsplit(target)
+        carried = {
+            k: v
+            for k, v in params.items()
+            if k not in (spec.page_param, spec.cursor_param, spec.offset_param)
+        }
+        linked: dict[str, Any] = {}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in linked:
+                prev = linked[key]
+                linked[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+            else:
+                linked[key] = value
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), {**carried, **linked}
+
     def _next_page(
         self, doc: Any, path: str, params: dict[str, Any], spec: PageSpec, offset: int
     ) -> tuple[str, dict[str, Any]] | None:
@@ -422,7 +445,7 @@ class HttpClient:
         if isinstance(links, dict) and "next" in links:
             nxt = links.get("next")
             if isinstance(nxt, str) and nxt:
-                return self.resolve(nxt), {}
+                return self._follow_link(self.resolve(nxt), params, spec)
             return None
         if isinstance(meta, dict) and "current_page" in meta and "last_page" in meta:
             try:
