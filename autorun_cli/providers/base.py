@@ -93,6 +93,11 @@ class Provider(ABC):
     # The server may be given the filter but the client always re-applies every
     # filter, so a provider that ignores one stays correct.
     needs_automation: ClassVar[bool] = False
+    # ListQuery filters the server applies itself: "status", "uuid", "client_uuids",
+    # "since", "until", "automation". The CLI re-applies every other filter on the
+    # client; one the server applied is not re-checked, since list items may lack
+    # the field (plannr lists carry no client account).
+    server_filters: ClassVar[frozenset[str]] = frozenset()
     # False for providers with no server (local): no base URL, no HttpClient.
     uses_http: ClassVar[bool] = True
 

@@ -1,0 +1,138 @@
+"""The ``autorun`` command: a Typer app whose commands import their weight lazily.
+
+Errors from anywhere below are turned into one ``error:``/``hint:`` pair and the
+contract's exit code by :class:`AutorunGroup`, the single place that does so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from autorun_cli import __version__
+from autorun_cli.cli import options as o
+from autorun_cli.errors import EXIT_INTERRUPTED, AutorunError
+
+
+def handle_exception(exc: BaseException) -> int:
+    """Render ``exc`` for the user and return the exit code."""
+    from autorun_cli.cli.output import report_error
+
+    mode = o.current().mode
+    if isinstance(exc, AutorunError):
+        report_error(exc, mode)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write("\ninterrupted\n")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        # `autorun list | head`: the reader left; nothing more to say.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 0
+    from autorun_cli.errors import AutorunError as _E
+
+    report_error(
+        _E(
+            f"internal error: {type(exc).__name__}: {exc}",
+            hint="this is a bug in autorun; rerun with AUTORUN_DEBUG=1 for the traceback and report it",
+        ),
+        mode,
+    )
+    return 1
+
+
+class AutorunGroup(TyperGroup):
+    """Turns every failure into the contract's error lines and exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            # Typer's own usage errors (unknown flag...) already exit 2 with a message.
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place errors are rendered
+            if os.environ.get("AUTORUN_DEBUG") == "1" and not isinstance(exc, AutorunError):
+                raise
+            if os.environ.get("AUTORUN_DEBUG") == "1":
+                import traceback
+
+                traceback.print_exc()
+            code = handle_exception(exc)
+            raise typer.Exit(code) from None
+        except KeyboardInterrupt as exc:
+            raise typer.Exit(handle_exception(exc)) from None
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        # Keep the order commands were registered in (the order of the docs).
+        return list(self.commands)
+
+
+app = typer.Typer(
+    name="autorun",
+    cls=AutorunGroup,
+    help="Inspect, follow, retry and replay automation runs — on SaaS automation APIs or the built-in local engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"autorun {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    profile: o.ProfileOpt = None,
+    provider: o.ProviderOpt = None,
+    base_url: o.BaseUrlOpt = None,
+    tenant: o.TenantOpt = None,
+    account: o.AccountOpt = None,
+    automation: o.AutomationOpt = None,
+    output: o.OutputOpt = None,
+    json_: o.JsonOpt = None,
+    color: o.ColorOpt = None,
+    time_format: o.TimeFormatOpt = None,
+    verbose: o.VerboseOpt = None,
+) -> None:
+    """autorun: see what an automation run did, which step failed and why, which wait
+    is pending and when it times out; retry it, follow it, or replay it locally.
+
+    With no configuration the provider is `local`, the built-in engine: try `autorun demo`.
+    """
+    ctx.obj = o.Opts(profile, provider, base_url, tenant, account, automation, output, json_, color, time_format, verbose)
+    o.set_current(ctx.obj)
+
+
+def _register() -> None:
+    # Command modules import only typer and the options at module level.
+    from autorun_cli.cli.commands import completion, config_cmd, runs
+
+    runs.register(app)
+    app.add_typer(config_cmd.app, name="config")
+    completion.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,179 @@
+"""Options shared by every command, declared once.
+
+The selection flags (``--profile``, ``--provider``...) and output flags (``-o``,
+``--json``...) are accepted after the command, the form scripts use, and before it.
+``@common`` adds them to a command's signature and hands the command one merged
+:class:`Opts`; values given after the command win over those given before it.
+
+Nothing here imports rich, httpx or pydantic: this module loads for ``--help``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+SELECTION = "Selection"
+OUTPUT = "Output"
+
+
+class OutputMode(str, Enum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    id = "id"
+
+
+class ColorMode(str, Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+class TimeFormat(str, Enum):
+    relative = "relative"
+    iso = "iso"
+
+
+ProfileOpt = Annotated[
+    Optional[str],
+    typer.Option("--profile", "-p", envvar="AUTORUN_PROFILE", help="Profile of the config file to use.", rich_help_panel=SELECTION, show_default=False),
+]
+ProviderOpt = Annotated[
+    Optional[str],
+    typer.Option("--provider", envvar="AUTORUN_PROVIDER", help="plannr, sendrealm, tenant, generic or local.", rich_help_panel=SELECTION, show_default=False),
+]
+BaseUrlOpt = Annotated[
+    Optional[str],
+    typer.Option("--base-url", envvar="AUTORUN_BASE_URL", help="API root, e.g. https://api.sendrealm.com.", rich_help_panel=SELECTION, show_default=False),
+]
+TenantOpt = Annotated[
+    Optional[str],
+    typer.Option("--tenant", envvar="AUTORUN_TENANT_ID", help="x-tenant-id for the tenant provider.", rich_help_panel=SELECTION, show_default=False),
+]
+AccountOpt = Annotated[
+    Optional[str],
+    typer.Option("--account", envvar="AUTORUN_ACCOUNT_UUID", help="X-PLANNR-ACCOUNT-UUID for plannr.", rich_help_panel=SELECTION, show_default=False),
+]
+AutomationOpt = Annotated[
+    Optional[str],
+    typer.Option("--automation", envvar="AUTORUN_AUTOMATION_ID", help="Automation (blueprint, rule) whose runs to use; generic paths need it.", rich_help_panel=SELECTION, show_default=False),
+]
+OutputOpt = Annotated[
+    Optional[OutputMode],
+    typer.Option("--output", "-o", envvar="AUTORUN_OUTPUT", help="table, json, ndjson or id.", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
+]
+JsonOpt = Annotated[
+    Optional[bool],
+    typer.Option("--json", help="Short for -o json.", rich_help_panel=OUTPUT, show_default=False),
+]
+ColorOpt = Annotated[
+    Optional[ColorMode],
+    typer.Option("--color", help="auto, always or never (NO_COLOR is honoured).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
+]
+TimeFormatOpt = Annotated[
+    Optional[TimeFormat],
+    typer.Option("--time-format", help="relative (default on a terminal) or iso (default when piped).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
+]
+VerboseOpt = Annotated[
+    Optional[bool],
+    typer.Option("--verbose", "-v", help="Log each request on stderr (secrets redacted).", rich_help_panel=OUTPUT, show_default=False),
+]
+
+# name → annotation, in the order they appear in --help.
+COMMON: dict[str, Any] = {
+    "profile": ProfileOpt,
+    "provider": ProviderOpt,
+    "base_url": BaseUrlOpt,
+    "tenant": TenantOpt,
+    "account": AccountOpt,
+    "automation": AutomationOpt,
+    "output": OutputOpt,
+    "json_": JsonOpt,
+    "color": ColorOpt,
+    "time_format": TimeFormatOpt,
+    "verbose": VerboseOpt,
+}
+
+
+@dataclass
+class Opts:
+    profile: str | None = None
+    provider: str | None = None
+    base_url: str | None = None
+    tenant: str | None = None
+    account: str | None = None
+    automation: str | None = None
+    output: OutputMode | None = None
+    json_: bool | None = None
+    color: ColorMode | None = None
+    time_format: TimeFormat | None = None
+    verbose: bool | None = None
+
+    def merged(self, later: Opts) -> Opts:
+        """``later`` (options after the command) wins where it was given."""
+        out = Opts()
+        for f in fields(Opts):
+            value = getattr(later, f.name)
+            setattr(out, f.name, value if value is not None else getattr(self, f.name))
+        return out
+
+    @property
+    def mode(self) -> str:
+        if self.json_:
+            return "json"
+        return self.output.value if self.output else "table"
+
+
+# The options of the command being run, so the error handler renders errors in the
+# same mode (JSON error document with -o json) even when it fails early.
+_current: Opts = Opts()
+
+
+def current() -> Opts:
+    return _current
+
+
+def set_current(opts: Opts) -> None:
+    global _current
+    _current = opts
+
+
+def root_opts(ctx: typer.Context | None) -> Opts:
+    while ctx is not None:
+        if isinstance(ctx.obj, Opts):
+            return ctx.obj
+        ctx = ctx.parent
+    return Opts()
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared options to ``fn``'s signature; pass them as ``opts: Opts``."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "opts"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=None)
+        for name, ann in COMMON.items()
+    ]
+    ctx_param = inspect.Parameter("autorun_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        ctx = kwargs.pop("autorun_ctx")
+        mine = Opts(**{name: kwargs.pop(name) for name in COMMON})
+        opts = root_opts(ctx).merged(mine)
+        set_current(opts)
+        return fn(opts=opts, **kwargs)
+
+    params = own + added + [ctx_param]
+    # Keyword-only after positional-or-keyword is always a valid order.
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD else p for p in params]
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # Typer must read __signature__, not the original
+    return wrapper

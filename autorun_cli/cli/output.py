@@ -1,0 +1,165 @@
+"""One output object: data on stdout in the chosen mode, everything else on stderr.
+
+Commands hand it data; it renders a table (Rich) or JSON/NDJSON/IDs. Rich is
+imported only when a table or a styled message is actually drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable
+
+from autorun_cli.cli.options import Opts
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from autorun_cli.errors import AutorunError
+    from autorun_cli.model import Run
+
+
+def _dumps(obj: Any, indent: int | None = 2) -> str:
+    return json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+
+
+class Output:
+    def __init__(self, opts: Opts):
+        self.mode = opts.mode
+        self.color = opts.color.value if opts.color else "auto"
+        self.verbose = bool(opts.verbose)
+        tf = opts.time_format.value if opts.time_format else None
+        self.time_format = tf or ("relative" if self._stdout_tty() else "iso")
+        self._out: Console | None = None
+        self._err: Console | None = None
+
+    # -- consoles ------------------------------------------------------------
+    @staticmethod
+    def _stdout_tty() -> bool:
+        try:
+            return sys.stdout.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def _console(self, stream: Any) -> Console:
+        from rich.console import Console
+
+        no_color = "NO_COLOR" in os.environ and os.environ.get("NO_COLOR", "") != ""
+        if self.color == "never" or (self.color == "auto" and no_color):
+            return Console(file=stream, color_system=None, highlight=False, emoji=False, markup=False, force_terminal=False, soft_wrap=False)
+        if self.color == "always":
+            return Console(file=stream, force_terminal=True, highlight=False, emoji=False, markup=False)
+        # auto: Rich drops styles when the stream is not a terminal.
+        return Console(file=stream, highlight=False, emoji=False, markup=False)
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = self._console(sys.stdout)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = self._console(sys.stderr)
+        return self._err
+
+    # -- data ----------------------------------------------------------------
+    def print_json(self, obj: Any) -> None:
+        sys.stdout.write(_dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    def runs(self, runs: Iterable[Run], *, raw: bool = False) -> int:
+        """Render a list of runs; streamed for json/ndjson/id. Returns the count."""
+        count = 0
+        write = sys.stdout.write
+        if self.mode == "ndjson":
+            for run in runs:
+                write(_dumps(run.to_json(raw=raw), indent=None) + "\n")
+                count += 1
+        elif self.mode == "id":
+            for run in runs:
+                write(run.id + "\n")
+                count += 1
+        elif self.mode == "json":
+            # Streamed array: memory stays flat however many pages --all reads.
+            write("[")
+            for run in runs:
+                write(("\n  " if count == 0 else ",\n  ") + _dumps(run.to_json(raw=raw), indent=None))
+                count += 1
+            write("\n]\n" if count else "]\n")
+        else:
+            from autorun_cli.render import runs_table
+
+            items = list(runs)
+            count = len(items)
+            if items:
+                self.out.print(runs_table(items, self.time_format))
+        sys.stdout.flush()
+        return count
+
+    def run_details(self, runs: list[Run], *, raw: bool = False, single: bool = True) -> None:
+        if self.mode == "json":
+            if single and len(runs) == 1:
+                self.print_json(runs[0].to_json(raw=raw))
+            else:
+                self.print_json([r.to_json(raw=raw) for r in runs])
+        elif self.mode in ("ndjson", "id"):
+            self.runs(runs, raw=raw)
+        else:
+            from rich.rule import Rule
+
+            from autorun_cli.render import run_view
+
+            for i, run in enumerate(runs):
+                if i:
+                    self.out.print(Rule(style="dim"))
+                self.out.print(run_view(run, self.time_format))
+
+    def data(self, obj: Any, table: Callable[[Any], Any] | None = None, ids: Callable[[Any], Iterable[str]] | None = None) -> None:
+        """Generic data: JSON as given, a renderable from ``table`` for people."""
+        if self.mode in ("json",) or table is None and self.mode == "table":
+            self.print_json(obj)
+        elif self.mode == "ndjson":
+            for item in obj if isinstance(obj, list) else [obj]:
+                sys.stdout.write(_dumps(item, indent=None) + "\n")
+        elif self.mode == "id":
+            for ident in (ids(obj) if ids else ([str(x.get("id")) for x in obj] if isinstance(obj, list) else [str(obj.get("id"))])):
+                sys.stdout.write(ident + "\n")
+        else:
+            assert table is not None
+            self.out.print(table(obj))
+        sys.stdout.flush()
+
+    # -- messages on stderr --------------------------------------------------
+    def info(self, message: str, style: str = "") -> None:
+        from rich.text import Text
+
+        self.err.print(Text(message, style=style))
+
+    def warn(self, message: str) -> None:
+        from rich.text import Text
+
+        self.err.print(Text("warning: ", style="yellow bold") + Text(message))
+
+    def error(self, err: AutorunError) -> None:
+        report_error(err, self.mode)
+
+
+def report_error(err: AutorunError, mode: str) -> None:
+    """One ``error:`` line and a ``hint:`` line on stderr (+ JSON on stdout with -o json).
+
+    Plain writes, no Rich: this runs on every failure path, including before any
+    console exists, and must not interpret the message as markup.
+    """
+    from autorun_cli.textsafe import clean
+
+    sys.stderr.write(f"error: {clean(err.message)}\n")
+    if err.hint:
+        sys.stderr.write(f"hint: {clean(err.hint)}\n")
+    sys.stderr.flush()
+    if mode in ("json", "ndjson"):
+        sys.stdout.write(_dumps(err.to_json()) + "\n")
+        sys.stdout.flush()

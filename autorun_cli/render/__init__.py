@@ -1,0 +1,269 @@
+"""Pure functions from normalized runs to Rich renderables.
+
+Text from an API is data: it is always wrapped in ``rich.text.Text`` (never parsed
+as markup) and control characters are shown as visible escapes, so a run named
+``[bold]x[/] \\x1b[31m`` prints exactly those characters.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Iterable
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from autorun_cli.model import Run, Step
+from autorun_cli.textsafe import clean, readable_info
+from autorun_cli.timeutil import fmt_time, human_duration
+
+STATUS_STYLE = {
+    "completed": ("✓", "green"),
+    "running": ("●", "cyan"),
+    "pending": ("○", "dim"),
+    "waiting": ("◷", "yellow"),
+    "failed": ("✗", "red"),
+    "cancelled": ("⊘", "magenta"),
+    "timed_out": ("⌛", "red"),
+    "skipped": ("–", "dim"),
+    "received": ("✓", "green"),
+    "unknown": ("?", "bright_black"),
+}
+
+
+def safe(value: Any, style: str = "") -> Text:
+    return Text(clean(value), style=style)
+
+
+def status_text(status: str | None) -> Text:
+    symbol, style = STATUS_STYLE.get(status or "unknown", STATUS_STYLE["unknown"])
+    return Text(f"{symbol} {status or 'unknown'}", style=style)
+
+
+def _t(value: Any, time_format: str, now: datetime | None) -> str:
+    return clean(fmt_time(value, time_format, now))
+
+
+def runs_table(runs: Iterable[Run], time_format: str = "iso", now: datetime | None = None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+    table.add_column("ID", no_wrap=True, overflow="fold")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("NAME", overflow="fold", max_width=48)
+    table.add_column("TRIGGER", overflow="fold", max_width=28)
+    table.add_column("CREATED", no_wrap=True)
+    table.add_column("DURATION", justify="right", no_wrap=True)
+    for run in runs:
+        table.add_row(
+            safe(run.id, "bold"),
+            status_text(run.status),
+            safe(run.name),
+            safe(run.trigger.event if run.trigger else None),
+            Text(_t(run.created_at or run.started_at, time_format, now)),
+            Text(human_duration(run.duration_ms)),
+        )
+    return table
+
+
+def _kv(rows: list[tuple[str, Text | str]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, value if isinstance(value, Text) else safe(value))
+    return grid
+
+
+def _step_detail(step: Step) -> Text:
+    out = Text()
+    info = readable_info(step.info)
+    if info:
+        out.append(clean(info))
+    if step.branch:
+        if out:
+            out.append("  ")
+        out.append(f"→ {clean(step.branch)}", style="cyan")
+    if step.error:
+        if out:
+            out.append("  ")
+        out.append(clean(step.error), style="red")
+    return out
+
+
+def run_header(run: Run, time_format: str, now: datetime | None) -> Table:
+    rows: list[tuple[str, Text | str]] = [
+        ("Run", safe(run.id, "bold")),
+        ("Name", safe(run.name)),
+        ("Provider", safe(run.provider)),
+        ("Status", status_text(run.status) + (Text(f"  ({clean(run.provider_status)})", style="dim") if run.provider_status not in (None, run.status) else Text(""))),
+    ]
+    if run.automation_id:
+        rows.append(("Automation", safe(run.automation_id)))
+    if run.trigger:
+        trig = Text(clean(run.trigger.event or ""))
+        if run.trigger.payload:
+            trig.append("  " + clean(json.dumps(run.trigger.payload, ensure_ascii=False, default=str)), style="dim")
+        rows.append(("Trigger", trig))
+    if run.identity and (run.identity.value or run.identity.name):
+        ident = Text(clean(run.identity.value or run.identity.name))
+        if run.identity.type:
+            ident.append(f"  ({clean(run.identity.type)})", style="dim")
+        rows.append(("Identity", ident))
+    for label, value in (("Created", run.created_at), ("Started", run.started_at), ("Finished", run.finished_at)):
+        if value:
+            rows.append((label, Text(_t(value, time_format, now))))
+    if run.duration_ms is not None:
+        rows.append(("Duration", human_duration(run.duration_ms)))
+    if run.current_step and run.status not in ("completed", "failed", "cancelled", "timed_out"):
+        rows.append(("Current step", safe(run.current_step)))
+    return _kv(rows)
+
+
+def steps_table(run: Run, time_format: str, now: datetime | None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Steps", title_justify="left", title_style="bold")
+    table.add_column("#", justify="right", style="dim", no_wrap=True)
+    table.add_column("STEP", overflow="fold")
+    table.add_column("TYPE", overflow="fold", style="dim")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("STARTED", no_wrap=True)
+    table.add_column("TOOK", justify="right", no_wrap=True)
+    table.add_column("INFO", overflow="fold", ratio=1)
+    for i, step in enumerate(run.steps, 1):
+        label = safe(step.key or step.name or step.id)
+        if step.attempt and step.attempt > 1:
+            label.append(f" (attempt {step.attempt})", style="dim")
+        table.add_row(
+            str(i),
+            label,
+            safe(step.type),
+            status_text(step.status),
+            Text(_t(step.started_at, time_format, now)),
+            Text(human_duration(step.duration_ms)),
+            _step_detail(step),
+        )
+    return table
+
+
+def waits_table(run: Run, time_format: str, now: datetime | None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Waits", title_justify="left", title_style="bold")
+    table.add_column("STEP", overflow="fold")
+    table.add_column("EVENT", overflow="fold")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("DEADLINE", no_wrap=True)
+    table.add_column("OUTCOME", overflow="fold")
+    for wait in run.waits:
+        if wait.status == "received":
+            by = wait.resumed_by_event or {}
+            outcome = Text(f"resumed {_t(wait.resumed_at, time_format, now)}")
+            if by:
+                outcome.append(f" by {clean(by.get('event_name') or by.get('event') or '')} {clean(by.get('id') or '')}".rstrip(), style="dim")
+        elif wait.status == "timed_out":
+            outcome = Text(f"timed out {_t(wait.timed_out_at or wait.timeout_at, time_format, now)}", style="red")
+        else:
+            outcome = Text("waiting", style="yellow")
+        if wait.branch:
+            outcome.append(f"  → {clean(wait.branch)}", style="cyan")
+        table.add_row(
+            safe(wait.step_key),
+            safe(wait.event),
+            status_text(wait.status),
+            Text(_t(wait.timeout_at, time_format, now)),
+            outcome,
+        )
+    return table
+
+
+def messages_table(run: Run, time_format: str, now: datetime | None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Messages", title_justify="left", title_style="bold")
+    table.add_column("CHANNEL", no_wrap=True)
+    table.add_column("STEP", overflow="fold")
+    table.add_column("TITLE", overflow="fold")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("SENT", no_wrap=True)
+    table.add_column("ID", overflow="fold", style="dim")
+    for msg in run.messages:
+        table.add_row(
+            safe(msg.channel),
+            safe(msg.step_key),
+            safe(msg.title),
+            safe(msg.status),
+            Text(_t(msg.created_at, time_format, now)),
+            safe(msg.id),
+        )
+    return table
+
+
+LEVEL_STYLE = {"error": "red", "warn": "yellow", "warning": "yellow", "debug": "dim"}
+
+
+def logs_table(run: Run, time_format: str, now: datetime | None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Logs", title_justify="left", title_style="bold")
+    table.add_column("TIME", no_wrap=True)
+    table.add_column("LEVEL", no_wrap=True)
+    table.add_column("STEP", justify="right", no_wrap=True)
+    table.add_column("MESSAGE", overflow="fold", ratio=1)
+    for log in run.logs:
+        level = (log.level or "").lower()
+        table.add_row(
+            Text(_t(log.timestamp, time_format, now)),
+            safe(log.level, LEVEL_STYLE.get(level, "")),
+            "" if log.step_index is None else str(log.step_index + 1),
+            safe(log.message),
+        )
+    return table
+
+
+def next_command_hint(run: Run) -> str | None:
+    """What to run next for a run in this state."""
+    if run.status == "failed" or run.status == "timed_out" or run.status == "cancelled":
+        if run.links.get("retry") or run.provider in ("tenant", "generic", "local"):
+            return f"autorun retry {run.id}"
+        return f"autorun replay {run.id} --definition FILE"
+    if run.status in ("running", "pending", "waiting"):
+        return f"autorun watch {run.id}"
+    return None
+
+
+def error_panel(run: Run) -> Panel:
+    err = run.error
+    body = Text()
+    if err is not None:
+        if err.step:
+            body.append("step ", style="dim")
+            body.append(clean(err.step), style="bold")
+            body.append("\n")
+        body.append(clean(err.message or "failed"), style="red")
+        if err.detail:
+            detail = clean(err.detail)
+            lines = detail.splitlines() or [detail]
+            body.append("\n" + "\n".join(lines[:8]), style="dim")
+            if len(lines) > 8:
+                body.append(f"\n… {len(lines) - 8} more lines (see -o json)", style="dim")
+    hint = next_command_hint(run)
+    if hint:
+        body.append("\nhint: ", style="bold")
+        body.append(hint)
+    return Panel(body, title="Error", title_align="left", border_style="red", expand=False)
+
+
+def run_view(run: Run, time_format: str = "iso", now: datetime | None = None) -> RenderableType:
+    """The full human view of one run: header, timeline, waits, messages, logs, error."""
+    parts: list[RenderableType] = [run_header(run, time_format, now)]
+    if run.steps:
+        parts += [Text(""), steps_table(run, time_format, now)]
+    if run.waits:
+        parts += [Text(""), waits_table(run, time_format, now)]
+    if run.messages:
+        parts += [Text(""), messages_table(run, time_format, now)]
+    if run.logs:
+        parts += [Text(""), logs_table(run, time_format, now)]
+    if run.error is not None or run.status in ("failed", "timed_out"):
+        parts += [Text(""), error_panel(run)]
+    else:
+        hint = next_command_hint(run)
+        if hint:
+            parts += [Text(""), Text.assemble(("next: ", "dim"), (hint, "dim"))]
+    return Group(*parts)
