@@ -214,17 +214,19 @@ class PlannrProvider(Provider):
 
     @staticmethod
     def error_message(body: Any) -> str | None:
-        """Laravel's ``{"message", "errors": {field: [msg…]}}``, first error per field."""
+        """Laravel's ``{"message", "errors": {field: [msg…]}}``, first error per field.
+
+        Laravel's messages name their field already ("The per page must be…").
+        """
         if isinstance(body, dict):
             message = body.get("message")
             errors = body.get("errors")
             details: list[str] = []
             if isinstance(errors, dict):
-                for field, msgs in errors.items():
-                    first = msgs[0] if isinstance(msgs, list) and msgs else msgs
-                    text = _text(first)
+                for msgs in errors.values():
+                    text = _text(msgs[0] if isinstance(msgs, list) and msgs else msgs)
                     if text:
-                        details.append(text if field in text else f"{field}: {text}")
+                        details.append(text)
             elif isinstance(errors, list):
                 details = [t for t in (_text(e) for e in errors) if t]
             if details:
