@@ -123,10 +123,11 @@ def test_failed_execution_maps_every_field():
     assert run.extra["actions_failed"] == 1
     assert run.extra["tenant"] == TENANT
     assert run.extra["execution_context"]["triggered_by"] == "event"
-    # raw is the execution document untouched; JSON output has every contract key.
-    assert run.raw["execution_id"] == FAILED_ID
+    # raw is the API's document untouched; JSON output has every contract key.
+    assert run.raw == load("tenant_execution_failed.json")
     out = run.to_json(raw=True)
-    assert out["raw"]["_links"]["retry"]["method"] == "PATCH"
+    assert out["raw"]["data"]["_links"]["retry"]["method"] == "PATCH"
+    assert "raw" not in run.to_json()
     for key in ("waits", "messages", "identity", "current_step", "links", "error"):
         assert key in out
 

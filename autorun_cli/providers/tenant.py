@@ -293,7 +293,8 @@ def map_execution(doc: Any) -> Run:
         error=error,
         links=links,
         extra=extra,
-        raw=data,
+        # The document as the API sent it (envelope included), untouched.
+        raw=doc,
     )
 
 
