@@ -265,6 +265,17 @@ def test_bare_array_list_is_one_page(provider, api):
     assert route.calls.last.request.url.params["limit"] == "20"
 
 
+def test_latest_is_the_newest_whatever_the_server_order(provider, api):
+    old, new, undated = session(1), session(2), session(3)
+    old["created_at"] = "2025-02-01T00:00:00Z"
+    new["created_at"] = "2025-02-03T12:00:00+02:00"
+    undated["created_at"] = None
+    api.get(SESSIONS).respond(json=[old, new, undated])
+    assert provider.latest_id(ListQuery()) == new["id"]
+    api.get(SESSIONS).respond(json=[])
+    assert provider.latest_id(ListQuery()) is None
+
+
 def test_list_uses_query_automation_and_path_override(api):
     p = make_provider(
         Settings(

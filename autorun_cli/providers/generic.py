@@ -18,7 +18,7 @@ from autorun_cli.http import PageSpec, excerpt
 from autorun_cli.model import Run, RunError, Step, Trigger
 from autorun_cli.providers.base import SAFE_ID_RE, ListQuery, Provider
 from autorun_cli.status import TERMINAL, normalize
-from autorun_cli.timeutil import duration_ms
+from autorun_cli.timeutil import duration_ms, parse_ts
 
 STATUS_TABLE: dict[str, str] = {
     "new": "pending",
@@ -212,6 +212,16 @@ class GenericProvider(Provider):
         path = self.path("list_path", LIST_PATH, automation_id=automation)
         for item in self.http.paginate(path, {}, PAGES, want=query.limit):
             yield map_session(item, automation)
+
+    def latest_id(self, query: ListQuery) -> str | None:
+        """The newest session: the API's order is undocumented, so every page is read."""
+        best: tuple[float, str] | None = None
+        for run in self.iter_runs(ListQuery(automation=query.automation, limit=None)):
+            when = parse_ts(run.created_at)
+            key = (when.timestamp() if when else float("-inf"), run.id)
+            if best is None or key > best:
+                best = key
+        return best[1] if best else None
 
     def get_run(self, run_id: str) -> Run:
         assert self.http is not None
