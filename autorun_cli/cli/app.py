@@ -79,7 +79,7 @@ app = typer.Typer(
     cls=AutorunGroup,
     help="Inspect, follow, retry and replay automation runs — on SaaS automation APIs or the built-in local engine.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -132,7 +132,7 @@ _register()
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="autorun")
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
         sys.exit(EXIT_INTERRUPTED)

@@ -133,6 +133,8 @@ def steps_table(run: Run, time_format: str, now: datetime | None) -> Table:
     table.add_column("INFO", overflow="fold", ratio=1)
     for i, step in enumerate(run.steps, 1):
         label = safe(step.key or step.name or step.id)
+        if step.key and step.name and step.name != step.key:
+            label.append(" " + clean(step.name), style="dim")
         if step.attempt and step.attempt > 1:
             label.append(f" (attempt {step.attempt})", style="dim")
         table.add_row(
