@@ -23,7 +23,7 @@ from autorun_cli.errors import (
 from autorun_cli.http import HttpClient
 from autorun_cli.providers import make_provider
 from autorun_cli.providers.base import ListQuery, Settings
-from autorun_cli.providers.plannr import PlannrProvider, map_execution, readable_info
+from autorun_cli.providers.plannr import PlannrProvider, map_execution
 
 BASE = "https://api.example.test"
 TOKEN = "plannr-secret-token-123"
@@ -250,29 +250,17 @@ def test_account_without_email_falls_back_to_name():
     assert (run.identity.type, run.identity.value, run.identity.id) == ("account", "Ada Lovelace", ACCOUNT)
 
 
-# -- readable_info -------------------------------------------------------------
+# -- info readability ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (SEED_INFO, '[{errors : "the account_uuid field is required" }]'),
-        ('"plain quoted"', "plain quoted"),
-        ('"line\\nbreak"', "line\nbreak"),
-        ("not quoted at all", "not quoted at all"),
-        ('"', '"'),
-        (None, ""),
-        ({"errors": ["x"]}, '{"errors":["x"]}'),
-        (123, "123"),
-    ],
-)
-def test_readable_info(value, expected):
-    assert readable_info(value) == expected
+def test_seed_info_reads_readably_through_the_shared_helper():
+    from autorun_cli.textsafe import readable_info
 
-
-def test_readable_info_unwraps_one_level_only():
-    twice = json.dumps(json.dumps("inner"))
-    assert readable_info(twice) == '"inner"'
+    doc = execution(1, status="failed")
+    doc["steps"][0]["status"] = "failed"
+    run = map_execution(doc)
+    assert run.steps[0].info == SEED_INFO  # JSON keeps it as given
+    assert readable_info(run.steps[0].info) == '[{errors : "the account_uuid field is required" }]'
 
 
 # -- requests: filters, headers, paths ----------------------------------------
@@ -510,3 +498,13 @@ def test_retry_and_cancel_are_not_offered():
     assert f"autorun replay {run.id}" in info.value.hint
     with pytest.raises(NotSupportedError):
         provider().cancel(run)
+
+
+def test_server_applied_client_uuid_filter_is_not_rechecked_on_the_client(api):
+    # List items carry no account: a client-side re-check would drop every run.
+    from autorun_cli.listing import list_runs
+
+    route = api.get(LIST).mock(return_value=httpx.Response(200, json={"data": [execution(1), execution(2, "failed")]}))
+    runs = list(list_runs(provider(), ListQuery(client_uuids=[ACCOUNT], statuses=["failed"])))
+    assert [r.id for r in runs] == [execution(2)["uuid"]]  # status is still filtered on the client
+    assert route.calls.last.request.url.params["filter[client_uuids]"] == ACCOUNT

@@ -15,6 +15,7 @@ from autorun_cli.http import PageSpec, default_error_message, excerpt
 from autorun_cli.model import Identity, Run, RunError, Step, Trigger
 from autorun_cli.providers.base import UUID_RE, ListQuery, Provider, Settings
 from autorun_cli.status import TERMINAL, normalize
+from autorun_cli.textsafe import readable_info
 from autorun_cli.timeutil import duration_ms
 
 STATUS_TABLE: dict[str, str] = {
@@ -55,31 +56,6 @@ def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return str(value)
-
-
-def readable_info(value: Any) -> str:
-    """A step ``info`` for display, with one level of JSON string quoting removed.
-
-    Plannr sends ``"\\"[{errors : \\"…\\" }]\\""``: a string whose own text is a
-    quoted string. JSON output keeps it exactly; people read the inner text.
-    """
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        try:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        except (TypeError, ValueError):
-            return str(value)
-    text = value.strip()
-    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
-        try:
-            inner = json.loads(text)
-        except ValueError:
-            # Not valid JSON inside (Plannr's inner quotes are not escaped): strip the
-            # outer pair only.
-            return text[1:-1]
-        return inner if isinstance(inner, str) else text
-    return value
 
 
 def map_step(raw: Any) -> Step:
@@ -204,6 +180,9 @@ def map_execution(doc: Any, raw: Any = None, *, automation: str | None = None) -
 class PlannrProvider(Provider):
     name = "plannr"
     server_sorts: ClassVar[frozenset[str]] = frozenset({"created_at", "-created_at"})
+    # List items carry no client account, so the client cannot re-check client_uuids;
+    # the blueprint is in the path. uuid stays re-checked (every item has one).
+    server_filters: ClassVar[frozenset[str]] = frozenset({"client_uuids", "automation"})
 
     @classmethod
     def auth_headers(cls, settings: Settings) -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from autorun_cli.errors import BadResponseError, UsageError
 from autorun_cli.http import PageSpec, default_error_message, excerpt
@@ -331,6 +331,9 @@ def map_run(doc: Any, raw: Any = None) -> Run:
 class SendrealmProvider(Provider):
     name = "sendrealm"
     needs_automation = True
+    # Runs are listed per automation (the path). status is not listed here: it is only
+    # sent for a single status, so the client re-checks it.
+    server_filters: ClassVar[frozenset[str]] = frozenset({"automation"})
 
     @staticmethod
     def error_message(body: Any) -> str | None:
