@@ -165,6 +165,11 @@ class Provider(ABC):
             return run.id
         return None
 
+    def tick(self) -> None:
+        """Called by ``watch`` before each poll. Remote APIs advance on their own;
+        the local engine overrides this to run its due timers and retries, so a
+        waiting run being watched really reaches its timeout."""
+
     # -- acting ------------------------------------------------------------
     def retry(self, run: Run) -> Run:
         raise NotSupportedError(
