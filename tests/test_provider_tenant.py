@@ -98,9 +98,9 @@ def test_failed_execution_maps_every_field():
     assert run.steps[1].error == "SMTP connection refused by mail.contoso.example:587"
     assert run.steps[0].error is None
     assert run.steps[0].info == "Assigned ticket to Tier 2"
-    assert run.steps[1].info == (
-        "Rendering template escalation_notice; SMTP connection refused by mail.contoso.example:587"
-    )
+    # The log line that repeats the step's error is left out of info (it is the error).
+    assert run.steps[1].info == "Rendering template escalation_notice"
+    assert run.steps[0].type is None
     assert run.steps[2].info is None
     # Logs: every entry, action_index → step_index (None for run-level entries).
     assert len(run.logs) == 4

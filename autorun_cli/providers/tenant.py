@@ -157,7 +157,9 @@ def derive_steps(status: str, doc: dict[str, Any], logs: list[LogEntry]) -> list
     - anything else: the successful ones completed, the rest ``unknown``.
 
     A step's ``info`` is the messages of the log entries whose ``action_index``
-    is that step's, joined with "; " (the logs stay in ``run.logs`` too).
+    is that step's, joined with "; ", leaving out the one that repeats the step's
+    error (the logs stay whole in ``run.logs``). The API names no action types,
+    so ``type`` stays empty.
     """
     total = _int(doc.get("actions_total"))
     if not total or total < 0:
@@ -198,15 +200,15 @@ def derive_steps(status: str, doc: dict[str, Any], logs: list[LogEntry]) -> list
     steps: list[Step] = []
     for i in range(total):
         st = status_of(i)
-        messages = by_action.get(i)
+        error = error_message if st in ("failed", "timed_out") else None
+        messages = [m for m in by_action.get(i, []) if m != error]
         steps.append(
             Step(
                 key=step_key(i),
                 name=f"action {i + 1}",
-                type="action",
                 status=st,
                 info="; ".join(messages) if messages else None,
-                error=error_message if st in ("failed", "timed_out") else None,
+                error=error,
             )
         )
     return steps
