@@ -122,6 +122,17 @@ class Provider(ABC):
         self.settings = settings
         self.http = http
 
+    # -- documents given by the user (replay) ------------------------------
+    @classmethod
+    def recognizes(cls, doc: Any) -> bool:
+        """Whether ``doc`` is this API's own run document (as saved by a user)."""
+        return False
+
+    @classmethod
+    def map_document(cls, doc: Any) -> Run:
+        """Map this API's own run document onto the model (see ``recognizes``)."""
+        raise UsageError(f"the {cls.name} provider cannot read saved documents", hint="pass a run ID instead")
+
     # -- identifiers -------------------------------------------------------
     def validate_id(self, run_id: str) -> str:
         """Refuse a malformed run ID before any request (exit 2)."""

@@ -190,6 +190,14 @@ class GenericProvider(Provider):
     # The API documents no order for sessions: `list` sorts on the client.
     server_sorts = frozenset()
 
+    @classmethod
+    def recognizes(cls, doc: Any) -> bool:
+        return is_session(doc) and "automation_id" in doc and ("inputs" in doc or "steps_count" in doc)
+
+    @classmethod
+    def map_document(cls, doc: Any) -> Run:
+        return map_session(doc)
+
     def _automation(self, candidate: str | None = None) -> str:
         automation = candidate or self.require_automation()
         if not SAFE_ID_RE.match(automation):

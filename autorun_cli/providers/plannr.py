@@ -185,6 +185,16 @@ class PlannrProvider(Provider):
     server_filters: ClassVar[frozenset[str]] = frozenset({"client_uuids", "automation"})
 
     @classmethod
+    def recognizes(cls, doc: Any) -> bool:
+        inner = doc.get("data") if isinstance(doc, dict) and isinstance(doc.get("data"), dict) else doc
+        return isinstance(inner, dict) and "uuid" in inner and "triggered_by" in inner
+
+    @classmethod
+    def map_document(cls, doc: Any) -> Run:
+        inner = doc["data"] if isinstance(doc.get("data"), dict) else doc
+        return map_execution(inner, raw=doc)
+
+    @classmethod
     def auth_headers(cls, settings: Settings) -> dict[str, str]:
         headers = super().auth_headers(settings)
         if settings.account:

@@ -335,6 +335,20 @@ class SendrealmProvider(Provider):
     # sent for a single status, so the client re-checks it.
     server_filters: ClassVar[frozenset[str]] = frozenset({"automation"})
 
+    @classmethod
+    def recognizes(cls, doc: Any) -> bool:
+        inner = doc.get("data") if isinstance(doc, dict) and isinstance(doc.get("data"), dict) else doc
+        if not isinstance(inner, dict) or "id" not in inner:
+            return False
+        steps = inner.get("steps")
+        keyed = isinstance(steps, list) and any(isinstance(s, dict) and "step_key" in s for s in steps)
+        return keyed or "trigger_event" in inner or "resolved_identity_value" in inner
+
+    @classmethod
+    def map_document(cls, doc: Any) -> Run:
+        inner = doc["data"] if isinstance(doc.get("data"), dict) else doc
+        return map_run(inner, raw=doc)
+
     @staticmethod
     def error_message(body: Any) -> str | None:
         """``{"status", "error": {"code", "message", "details"}}`` → "message (code)"."""

@@ -304,6 +304,15 @@ class TenantProvider(Provider):
     name = "tenant"
 
     @classmethod
+    def recognizes(cls, doc: Any) -> bool:
+        inner = doc.get("data") if isinstance(doc, dict) and isinstance(doc.get("data"), dict) else doc
+        return isinstance(inner, dict) and "execution_id" in inner
+
+    @classmethod
+    def map_document(cls, doc: Any) -> Run:
+        return map_execution(doc)
+
+    @classmethod
     def auth_headers(cls, settings: Settings) -> dict[str, str]:
         """``x-api-key`` (no Authorization header) and ``x-tenant-id`` when set."""
         headers: dict[str, str] = {}

@@ -1,0 +1,140 @@
+"""Step-by-step comparison of a recorded run with its replay."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from autorun_cli.model import Run, Step, Wait
+
+# The order fields are compared in, per step; the first that differs is reported.
+FIELDS = ("type", "status", "branch", "wait", "messages")
+
+
+@dataclass
+class Divergence:
+    step: str | None
+    field: str
+    recorded: Any
+    replayed: Any
+
+    def describe(self) -> str:
+        where = f"step {self.step!r}" if self.step else "the run"
+        return f"{where}: {self.field} was {self.recorded!r} when recorded, {self.replayed!r} on replay"
+
+
+@dataclass
+class StepRow:
+    key: str
+    recorded: dict[str, Any] | None
+    replayed: dict[str, Any] | None
+    diverged: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    run_id: str
+    match: bool
+    first_divergence: Divergence | None
+    steps: list[StepRow]
+    recorded_status: str
+    replayed_status: str
+    replayed_run_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "replayed_run_id": self.replayed_run_id,
+            "match": self.match,
+            "first_divergence": asdict(self.first_divergence) if self.first_divergence else None,
+            "recorded_status": self.recorded_status,
+            "replayed_status": self.replayed_status,
+            "steps": [asdict(s) for s in self.steps],
+            "notes": self.notes,
+        }
+
+
+def _ident(step: Step) -> str | None:
+    return step.key or step.name or step.id
+
+
+def _wait_for(run: Run, step: Step) -> Wait | None:
+    for wait in run.waits:
+        if wait.step_key and wait.step_key in (step.key, step.name):
+            return wait
+    return None
+
+
+def _messages_for(run: Run, step: Step) -> list[str]:
+    keys = {k for k in (step.key, step.name) if k}
+    return sorted(f"{m.channel}" for m in run.messages if m.step_key in keys)
+
+
+def facts(run: Run, step: Step) -> dict[str, Any]:
+    wait = _wait_for(run, step)
+    branch = step.branch or (wait.branch if wait else None)
+    return {
+        "type": step.type,
+        "status": step.status,
+        "branch": branch,
+        "wait": wait.status if wait else None,
+        "messages": _messages_for(run, step),
+    }
+
+
+def _find(replayed: Run, step: Step, used: set[int]) -> int | None:
+    """The replayed step matching ``step``: same key, else same name."""
+    if step.key:
+        for i, other in enumerate(replayed.steps):
+            if i not in used and other.key == step.key:
+                return i
+    if step.name:
+        for i, other in enumerate(replayed.steps):
+            if i not in used and step.name in (other.name, other.key):
+                return i
+    return None
+
+
+def compare(recorded: Run, replayed: Run) -> Report:
+    """Match steps by key, else by name, and compare what each did."""
+    rows: list[StepRow] = []
+    first: Divergence | None = None
+    used: set[int] = set()
+    for step in recorded.steps:
+        key = _ident(step) or "?"
+        rec = facts(recorded, step)
+        idx = _find(replayed, step, used)
+        if idx is None:
+            rows.append(StepRow(key, rec, None, ["step"]))
+            first = first or Divergence(key, "step", "ran", "did not run")
+            continue
+        used.add(idx)
+        rep = facts(replayed, replayed.steps[idx])
+        diverged = []
+        for name in FIELDS:
+            # A field the recording does not know (None, e.g. no step type in the
+            # vendor's document) cannot diverge.
+            if rec[name] is None or (name == "messages" and not recorded.messages):
+                continue
+            if rec[name] != rep[name]:
+                diverged.append(name)
+                first = first or Divergence(key, name, rec[name], rep[name])
+        rows.append(StepRow(key, rec, rep, diverged))
+    for i, step in enumerate(replayed.steps):
+        if i in used:
+            continue
+        key = _ident(step) or "?"
+        rows.append(StepRow(key, None, facts(replayed, step), ["step"]))
+        first = first or Divergence(key, "step", "did not run", "ran")
+    if recorded.status != replayed.status:
+        first = first or Divergence(None, "status", recorded.status, replayed.status)
+    return Report(
+        run_id=recorded.id,
+        match=first is None,
+        first_divergence=first,
+        steps=rows,
+        recorded_status=recorded.status,
+        replayed_status=replayed.status,
+        replayed_run_id=replayed.id,
+    )
