@@ -8,6 +8,7 @@ as markup) and control characters are shown as visible escapes, so a run named
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -20,6 +21,8 @@ from rich.text import Text
 from autorun_cli.model import Run, Step
 from autorun_cli.textsafe import clean, readable_info
 from autorun_cli.timeutil import fmt_time, human_duration
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 STATUS_STYLE = {
     "completed": ("✓", "green"),
@@ -122,6 +125,13 @@ def run_header(run: Run, time_format: str, now: datetime | None) -> Table:
     return _kv(rows)
 
 
+def step_label(step: Step) -> str:
+    """The key people know a step by; a UUID key (generic) gives way to the name."""
+    if step.key and step.name and _UUID.match(step.key):
+        return step.name
+    return step.key or step.name or step.id or "?"
+
+
 def steps_table(run: Run, time_format: str, now: datetime | None) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Steps", title_justify="left", title_style="bold")
     table.add_column("#", justify="right", style="dim", no_wrap=True)
@@ -132,8 +142,8 @@ def steps_table(run: Run, time_format: str, now: datetime | None) -> Table:
     table.add_column("TOOK", justify="right", no_wrap=True)
     table.add_column("INFO", overflow="fold", ratio=1)
     for i, step in enumerate(run.steps, 1):
-        label = safe(step.key or step.name or step.id)
-        if step.key and step.name and step.name != step.key:
+        label = safe(step_label(step))
+        if step.name and step.name != step_label(step):
             label.append(" " + clean(step.name), style="dim")
         if step.attempt and step.attempt > 1:
             label.append(f" (attempt {step.attempt})", style="dim")
