@@ -8,7 +8,9 @@ from typing import Any
 from autorun_cli.model import Run, Step, Wait
 
 # The order fields are compared in, per step; the first that differs is reported.
-FIELDS = ("type", "status", "branch", "wait", "messages")
+# The wait outcome and branch come before the step status: they say *why* a step
+# ended differently (received vs timed_out), the status only that it did.
+FIELDS = ("type", "wait", "branch", "status", "messages")
 
 
 @dataclass
