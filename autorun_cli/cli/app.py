@@ -120,8 +120,11 @@ def root(
 def _register() -> None:
     # Command modules import only typer and the options at module level.
     from autorun_cli.cli.commands import completion, config_cmd, runs
+    from autorun_cli.cli.commands import events, follow
 
     runs.register(app)
+    follow.register(app)
+    events.register(app)
     app.add_typer(config_cmd.app, name="config")
     completion.register(app)
 

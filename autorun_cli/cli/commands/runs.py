@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
@@ -65,10 +66,13 @@ def show_cmd(
     opts: Opts,
     ids: Annotated[List[str], typer.Argument(help="Run IDs, or @latest for the newest run.", show_default=False)],
     raw: Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw`.")] = False,
+    svg: Annotated[Optional[Path], typer.Option("--svg", metavar="FILE", help="Also save the human view as SVG (e.g. a CI artifact).", dir_okay=False, show_default=False)] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", metavar="FILE", help="Also save the human view as HTML.", dir_okay=False, show_default=False)] = None,
 ) -> None:
     """Show runs in full: header, step timeline, waits, messages, logs, error and a hint.
 
     Several IDs are fetched concurrently (AUTORUN_CONCURRENCY, default 16).
+    --svg/--html save the same view as a file; stdout is unchanged.
     """
     from autorun_cli.fetch import fetch_runs
 
@@ -76,6 +80,11 @@ def show_cmd(
         runs, errors = fetch_runs(s.provider, ids, concurrency=_concurrency(), automation=s.settings.automation)
         if runs:
             s.out.run_details(runs, raw=raw, single=len(ids) == 1)
+            if svg is not None or html is not None:
+                from autorun_cli.render.export import export_runs
+
+                for path in export_runs(runs, svg=svg, html=html, title="autorun show " + " ".join(ids)):
+                    s.out.info(f"saved {path}", style="dim")
         if errors:
             from autorun_cli.cli.output import report_error
 

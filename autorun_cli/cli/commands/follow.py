@@ -1,0 +1,446 @@
+"""``watch``, ``retry`` and ``cancel``: following runs and acting on them.
+
+``sleep``, ``monotonic`` and ``utcnow`` are module-level so tests replace them and
+a five-minute watch runs in microseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Annotated, Any, Callable, List, Optional
+
+import typer
+
+from autorun_cli.cli.options import Opts, common
+from autorun_cli.cli.session import Session
+
+if TYPE_CHECKING:
+    from autorun_cli.errors import AutorunError
+    from autorun_cli.model import Run
+    from autorun_cli.providers.base import Provider
+
+sleep: Callable[[float], None] = time.sleep
+monotonic: Callable[[], float] = time.monotonic
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stdout_is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+FOLLOW = "Following"
+
+IntervalOpt = Annotated[
+    str,
+    typer.Option("--interval", metavar="SECONDS", help="Time between polls: seconds, or 500ms, 1m.", rich_help_panel=FOLLOW),
+]
+TimeoutOpt = Annotated[
+    Optional[str],
+    typer.Option("--timeout", metavar="SECONDS", help="Give up (exit 6) when the runs have not ended after this long: seconds, or 30s, 5m, 1h.", rich_help_panel=FOLLOW, show_default=False),
+]
+RawOpt = Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw` (JSON output).")]
+
+
+def _seconds(text: str, flag: str) -> float:
+    from autorun_cli.errors import UsageError
+    from autorun_cli.timeutil import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a duration", hint=f"e.g. {flag} 2, {flag} 500ms, {flag} 5m") from None
+    if value <= 0:
+        raise UsageError(f"{flag} must be more than zero, not {text!r}", hint=f"e.g. {flag} 2")
+    return value
+
+
+# -- following ----------------------------------------------------------------
+
+
+def _field(value: Any) -> str:
+    """One space-free field of a piped line, so `awk '{print $4}'` is the status."""
+    from autorun_cli.textsafe import clean
+
+    text = "_".join(clean(value).split())
+    return text or "-"
+
+
+def _step_states(run: Run) -> dict[tuple[str, int], str]:
+    """Step statuses keyed by (label, occurrence): a step retried under the same
+    key appears twice and is told apart by its occurrence."""
+    states: dict[tuple[str, int], str] = {}
+    seen: dict[str, int] = {}
+    for i, step in enumerate(run.steps, 1):
+        label = _field(step.key or step.name or step.id or f"step{i}")
+        n = seen.get(label, 0)
+        seen[label] = n + 1
+        states[(label, n)] = step.status
+    return states
+
+
+class Follower:
+    """Polls runs until every one is terminal, showing progress as stdout wants it:
+
+    * ``live``  — a terminal in table mode: a Rich Live view redrawn in place;
+    * ``lines`` — piped table mode: one ``TIME ID STEP STATUS`` line per change;
+    * ``quiet`` — json/ndjson/id: nothing until the end.
+    """
+
+    def __init__(self, s: Session, interval: float, timeout: float | None, *, started: float | None = None):
+        self.s = s
+        self.provider: Provider = s.provider
+        self.interval = interval
+        self.timeout = timeout
+        self.started = monotonic() if started is None else started
+        if s.out.mode != "table":
+            self.view = "quiet"
+        else:
+            self.view = "live" if stdout_is_tty() else "lines"
+        self._last: dict[str, tuple[str, dict[tuple[str, int], str]]] = {}
+        self._live: Any = None
+
+    # -- piped lines ----------------------------------------------------------
+    def _emit_changes(self, runs: list[Run]) -> None:
+        when = utcnow().isoformat(timespec="seconds").replace("+00:00", "Z")
+        lines: list[str] = []
+        for run in runs:
+            rid = _field(run.id)
+            steps = _step_states(run)
+            before = self._last.get(run.id)
+            if before is None:
+                lines.append(f"{when} {rid} - {_field(run.status)}")
+                lines += [f"{when} {rid} {label} {_field(st)}" for (label, _), st in steps.items()]
+            else:
+                old_status, old_steps = before
+                lines += [
+                    f"{when} {rid} {label} {_field(st)}"
+                    for (label, n), st in steps.items()
+                    if old_steps.get((label, n)) != st
+                ]
+                if old_status != run.status:
+                    lines.append(f"{when} {rid} - {_field(run.status)}")
+            self._last[run.id] = (run.status, steps)
+        if lines:
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+
+    # -- live view ------------------------------------------------------------
+    def _console(self) -> Any:
+        from rich.console import Console
+
+        out = self.s.out
+        no_color = out.color == "never" or (out.color == "auto" and os.environ.get("NO_COLOR", "") != "")
+        # Our own console: the Output one is built not-a-terminal under --color never,
+        # which would stop Live from redrawing in place.
+        return Console(
+            file=sys.stdout,
+            highlight=False,
+            emoji=False,
+            markup=False,
+            no_color=no_color,
+            force_terminal=True if out.color == "always" else None,
+        )
+
+    def _renderable(self, runs: list[Run], final: bool) -> Any:
+        from rich.console import Group
+        from rich.rule import Rule
+        from rich.text import Text
+
+        from autorun_cli.render import run_view
+
+        parts: list[Any] = []
+        for i, run in enumerate(runs):
+            if i:
+                parts.append(Rule(style="dim"))
+            parts.append(run_view(run, self.s.out.time_format))
+        if not final:
+            waiting = sum(1 for r in runs if not _terminal(r))
+            polled = utcnow().astimezone().strftime("%H:%M:%S")
+            parts += [
+                Text(""),
+                Text(
+                    f"watching {waiting} of {len(runs)} run{'s' if len(runs) != 1 else ''} · polled {polled} · "
+                    f"every {_human_seconds(self.interval)} · Ctrl-C to stop",
+                    style="dim",
+                ),
+            ]
+        return Group(*parts)
+
+    def _show(self, runs: list[Run], final: bool = False) -> None:
+        if self.view == "lines":
+            self._emit_changes(runs)
+        elif self.view == "live" and self._live is not None:
+            self._live.update(self._renderable(runs, final), refresh=True)
+
+    # -- the loop -------------------------------------------------------------
+    def _poll(self, runs: list[Run]) -> list[Run]:
+        self.provider.tick()
+        return [run if _terminal(run) else self.provider.get_run(run.id) for run in runs]
+
+    def _loop(self, runs: list[Run]) -> list[Run]:
+        from autorun_cli.errors import WatchTimeoutError
+
+        while not all(_terminal(r) for r in runs):
+            wait = self.interval
+            if self.timeout is not None:
+                left = self.timeout - (monotonic() - self.started)
+                if left <= 0:
+                    open_runs = [r for r in runs if not _terminal(r)]
+                    raise _Stopped(
+                        runs,
+                        WatchTimeoutError(
+                            f"--timeout {_human_seconds(self.timeout)} elapsed and "
+                            + ", ".join(f"{r.id} is still {r.status}" for r in open_runs),
+                            hint=f"keep following with `autorun watch {' '.join(r.id for r in open_runs)}`, or raise --timeout",
+                        ),
+                    )
+                wait = min(wait, left)
+            sleep(wait)
+            runs = self._poll(runs)
+            self._show(runs)
+        return runs
+
+    def follow(self, runs: list[Run]) -> list[Run]:
+        """Follow ``runs`` to their end; raises ``_Stopped`` on --timeout."""
+        if self.view == "live" and all(_terminal(r) for r in runs):
+            # Already over: the final state once, no live region.
+            self.s.out.run_details(runs)
+            return runs
+        if self.view == "live":
+            from rich.live import Live
+
+            console = self._console()
+            with Live(self._renderable(runs, False), console=console, auto_refresh=False, transient=False) as live:
+                self._live = live
+                try:
+                    runs = self._loop(runs)
+                except _Stopped as stop:
+                    live.update(self._renderable(stop.runs, True), refresh=True)
+                    raise
+                finally:
+                    self._live = None
+                # The last frame stays on screen: the final state, no footer.
+                live.update(self._renderable(runs, True), refresh=True)
+            return runs
+        self._show(runs)
+        return self._loop(runs)
+
+
+class _Stopped(Exception):
+    """Following stopped early (--timeout): the runs as last seen, and why."""
+
+    def __init__(self, runs: list[Run], error: AutorunError):
+        super().__init__(error.message)
+        self.runs = runs
+        self.error = error
+
+
+def _terminal(run: Run) -> bool:
+    from autorun_cli.status import TERMINAL
+
+    return run.status in TERMINAL
+
+
+def _human_seconds(value: float) -> str:
+    if value < 1:
+        return f"{round(value * 1000)}ms"
+    return f"{value:g}s"
+
+
+def verdict(runs: list[Run]) -> AutorunError | None:
+    """RunFailedError when any followed run ended failed, cancelled or timed out."""
+    from autorun_cli.errors import RunFailedError
+    from autorun_cli.status import FAILED_LIKE
+
+    bad = [r for r in runs if r.status in FAILED_LIKE]
+    if not bad:
+        return None
+    if len(bad) == 1:
+        run = bad[0]
+        message = f"run {run.id} ended {run.status}"
+        if run.error is not None and run.error.message:
+            message += f": {run.error.message}"
+    else:
+        message = f"{len(bad)} of {len(runs)} runs did not complete: " + ", ".join(f"{r.id} ({r.status})" for r in bad)
+    return RunFailedError(message, hint=f"see what happened with `autorun show {bad[0].id}`")
+
+
+def follow_and_finish(
+    s: Session,
+    runs: list[Run],
+    interval: float,
+    timeout: float | None,
+    *,
+    started: float | None = None,
+    print_final: bool = True,
+    single: bool = True,
+    raw: bool = False,
+) -> None:
+    """Follow runs to their end, print the final JSON where asked, and exit with the
+    contract's code: 0 all completed, 1 any failed/cancelled/timed out, 6 on --timeout.
+
+    With -o json the runs as last seen are the one document on stdout; the failure
+    goes to stderr only, so `autorun watch ID -o json | jq .status` always works.
+    """
+    follower = Follower(s, interval, timeout, started=started)
+    error: AutorunError | None
+    try:
+        runs = follower.follow(runs)
+        error = verdict(runs)
+    except _Stopped as stop:
+        runs, error = stop.runs, stop.error
+    printed = False
+    if print_final and s.out.mode in ("json", "ndjson", "id"):
+        s.out.run_details(runs, raw=raw, single=single)
+        printed = s.out.mode in ("json", "ndjson")
+    if error is None:
+        return
+    if printed:
+        from autorun_cli.cli.output import report_error
+
+        report_error(error, "table")
+        raise typer.Exit(error.exit_code)
+    raise error
+
+
+def _resolve(s: Session, run_id: str) -> str:
+    from autorun_cli.fetch import LATEST, resolve_id
+
+    checked = s.provider.validate_id(run_id) if run_id != LATEST else run_id
+    return resolve_id(s.provider, checked, s.settings.automation)
+
+
+def _require(provider: Provider, operation: str, run_id: str) -> None:
+    """Refuse an operation the provider does not offer, before any request.
+
+    The base class's method raises the provider's NotSupportedError (with its hint,
+    e.g. ``autorun replay ID``); calling it with a stub run keeps one wording.
+    """
+    from autorun_cli.model import Run
+    from autorun_cli.providers.base import Provider as Base
+
+    if getattr(type(provider), operation) is getattr(Base, operation):
+        getattr(Base, operation)(provider, Run(id=run_id, provider=provider.name))
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def watch_cmd(
+    opts: Opts,
+    ids: Annotated[List[str], typer.Argument(metavar="ID", help="Run IDs to follow, or @latest.", show_default=False)],
+    interval: IntervalOpt = "2",
+    timeout: TimeoutOpt = None,
+    raw: RawOpt = False,
+) -> None:
+    """Follow runs until each one ends: a live view on a terminal, one line per change when piped.
+
+    Piped, each line is `TIME ID STEP STATUS` (STEP is - for the run itself).
+    Exit 0 when every run completed, 1 when any failed, was cancelled or timed out,
+    6 when --timeout elapsed first. With -o json the final runs are printed at the end.
+    """
+    started = monotonic()
+    interval_s = _seconds(interval, "--interval")
+    timeout_s = _seconds(timeout, "--timeout") if timeout is not None else None
+    with Session(opts) as s:
+        provider = s.provider
+        checked = [provider.validate_id(i) if i != "@latest" else i for i in ids]
+        resolved: list[str] = []
+        for run_id in checked:
+            rid = _resolve(s, run_id)
+            if rid not in resolved:
+                resolved.append(rid)
+        provider.tick()
+        runs = [provider.get_run(rid) for rid in resolved]
+        follow_and_finish(s, runs, interval_s, timeout_s, started=started, single=len(ids) == 1, raw=raw)
+
+
+def retry_cmd(
+    opts: Opts,
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run to retry, or @latest.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Retry even a run that is not failed, cancelled or timed out.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Then follow the run like `watch`, with its exit codes.")] = False,
+    interval: IntervalOpt = "2",
+    timeout: TimeoutOpt = None,
+    raw: RawOpt = False,
+) -> None:
+    """Retry a failed, cancelled or timed-out run and print the retried run's ID.
+
+    tenant retries the same execution (its retry link); generic starts a new run with
+    the recorded inputs; local resumes from the failed step. plannr and sendrealm offer
+    no retry (exit 4): replay the run locally instead.
+    """
+    from autorun_cli.errors import NotAllowedError
+    from autorun_cli.status import RETRYABLE
+
+    interval_s = _seconds(interval, "--interval")
+    timeout_s = _seconds(timeout, "--timeout") if timeout is not None else None
+    with Session(opts) as s:
+        provider = s.provider
+        checked = provider.validate_id(run_id) if run_id != "@latest" else run_id
+        _require(provider, "retry", checked)
+        rid = _resolve(s, checked)
+        run = provider.get_run(rid)
+        if run.status not in RETRYABLE and not force:
+            if run.status in ("pending", "running", "waiting"):
+                message = f"run {rid} is {run.status}, not failed, cancelled or timed out: retrying it now could run it twice"
+                hint = f"follow it with `autorun watch {rid}`, or pass --force to retry anyway"
+            else:
+                message = f"run {rid} is {run.status}; only failed, cancelled or timed-out runs are retried"
+                hint = f"pass --force to retry it anyway (`autorun retry {rid} --force`)"
+            raise NotAllowedError(message, hint=hint, code="not_retryable")
+        new = provider.retry(run)
+        mode = s.out.mode
+        if mode == "id" or mode == "table":
+            if mode == "table":
+                arrow = f"retried {rid} → {new.id}" if new.id != rid else f"retried {rid}"
+                s.out.info(f"{arrow} ({new.status})")
+            sys.stdout.write(new.id + "\n")
+            sys.stdout.flush()
+        elif not wait:
+            s.out.run_details([new], raw=raw)
+        if wait:
+            follow_and_finish(s, [new], interval_s, timeout_s, print_final=mode in ("json", "ndjson"), raw=raw)
+
+
+def cancel_cmd(
+    opts: Opts,
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run to stop, or @latest.", show_default=False)],
+    raw: RawOpt = False,
+) -> None:
+    """Stop a run that has not ended (generic and local; elsewhere exit 4)."""
+    from autorun_cli.errors import NotAllowedError
+    from autorun_cli.status import RETRYABLE, TERMINAL
+
+    with Session(opts) as s:
+        provider = s.provider
+        checked = provider.validate_id(run_id) if run_id != "@latest" else run_id
+        _require(provider, "cancel", checked)
+        rid = _resolve(s, checked)
+        run = provider.get_run(rid)
+        if run.status in TERMINAL:
+            hint = f"retry it with `autorun retry {rid}`" if run.status in RETRYABLE else f"see it with `autorun show {rid}`"
+            raise NotAllowedError(f"run {rid} already ended {run.status}: there is nothing to cancel", hint=hint, code="already_ended")
+        new = provider.cancel(run)
+        if s.out.mode == "table":
+            if new.status == "cancelled":
+                s.out.info(f"cancelled {new.id}")
+            else:
+                s.out.info(f"cancel requested for {new.id} (now {new.status})")
+        else:
+            s.out.run_details([new], raw=raw)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("watch")(common(watch_cmd))
+    app.command("retry")(common(retry_cmd))
+    app.command("cancel")(common(cancel_cmd))
