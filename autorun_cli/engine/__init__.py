@@ -1,0 +1,1 @@
+"""The local engine (placeholder docstring, replaced below)."""

@@ -1,0 +1,107 @@
+"""Small helpers shared by the engine: ids, timestamps, dotted paths, templates."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+_MISSING = object()
+_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+
+
+def new_id(prefix: str, t: float) -> str:
+    """Time-ordered id: ``run_`` + ms timestamp (hex) + 40 random bits."""
+    return f"{prefix}_{int(t * 1000):011x}{os.urandom(5).hex()}"
+
+
+def iso(t: float | None) -> str | None:
+    """Epoch seconds → ISO 8601 UTC with an explicit offset, millisecond precision."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def dig(data: Any, path: str, default: Any = _MISSING) -> Any:
+    """Follow a dotted path (``customer.email``, ``items.0.sku``) through dicts and lists."""
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return None if default is _MISSING else default
+    return cur
+
+
+def has_path(data: Any, path: str) -> bool:
+    return dig(data, path, _MISSING) is not _MISSING
+
+
+def render(text: str, ctx: dict[str, Any]) -> str:
+    """Replace ``{{ payload.order_id }}`` placeholders; a missing value renders empty."""
+    if "{{" not in text:
+        return text
+
+    def sub(m: re.Match[str]) -> str:
+        value = dig(ctx, m.group(1))
+        return "" if value is None else str(value)
+
+    return _TEMPLATE.sub(sub, text)
+
+
+def render_any(value: Any, ctx: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return render(value, ctx)
+    if isinstance(value, dict):
+        return {k: render_any(v, ctx) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_any(v, ctx) for v in value]
+    return value
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def compare(actual: Any, op: str, expected: Any) -> bool:
+    """The condition step's operators. Ordering compares numbers, else strings."""
+    if op == "exists":
+        return actual is not None
+    if op == "not_exists":
+        return actual is None
+    if op == "eq":
+        return actual == expected or (_num(actual) is not None and _num(actual) == _num(expected))
+    if op == "ne":
+        return not compare(actual, "eq", expected)
+    if op == "in":
+        return isinstance(expected, list) and actual in expected
+    if op == "contains":
+        if isinstance(actual, (list, dict)):
+            return expected in actual
+        return isinstance(actual, str) and str(expected) in actual
+    if actual is None:
+        return False
+    a, b = _num(actual), _num(expected)
+    if a is None or b is None:
+        a, b = str(actual), str(expected)  # type: ignore[assignment]
+    if op == "gt":
+        return a > b  # type: ignore[operator]
+    if op == "gte":
+        return a >= b  # type: ignore[operator]
+    if op == "lt":
+        return a < b  # type: ignore[operator]
+    if op == "lte":
+        return a <= b  # type: ignore[operator]
+    raise ValueError(f"unknown operator {op!r}")
