@@ -1,1 +1,127 @@
-"""The local engine (placeholder docstring, replaced below)."""
+"""The local engine: automations defined in TOML, run durably in-process on SQLite.
+
+It imports nothing from the CLI, rich or typer (httpx only when an ``http_request``
+step really sends), so providers, ``replay`` and benchmarks can use it directly.
+
+Quick use::
+
+    from autorun_cli.engine import Engine, VirtualClock
+
+    engine = Engine.open(home)            # <home>/engine.db; home=None → default_home()
+    engine.work()                          # due timers/retries + crashed runs (do this on open)
+    engine.load("automations/")            # a .toml file, a folder, or parsed Definitions
+    ids = engine.trigger("order.completed", {"order_id": "o1", "customer": {"email": "a@b.c"}},
+                         event_id="evt_1")  # -> Dispatch (a list of run ids; .duplicate, .event_id)
+    engine.send_event("email.opened", {"email": "a@b.c"}, event_id="evt_2")  # resumed run ids
+    run = engine.get_run(ids[0])           # dict, shape below
+
+Engine API (every error is an ``autorun_cli.errors.AutorunError``)
+-------------------------------------------------------------------
+``Engine(store, clock=None, *, sandbox=False, lease_seconds=30.0, owner=None, batch_size=500, crash_hook=None)``
+    ``clock`` defaults to :class:`RealClock`. ``sandbox=True``: ``http_request`` steps
+    send nothing and are recorded in the outbox (channel ``http``, status
+    ``sandboxed``). One Engine per thread; any number of processes per store.
+``Engine.open(home=None, **kw)`` / ``Engine.memory(clock=None, **kw)`` (private ``:memory:`` store)
+``close()``; the engine is also a context manager.
+``load(source) -> list[LoadResult(id, version, created, path)]``
+    Unchanged definitions store nothing; a changed one becomes version N+1. New runs
+    use the latest version, a run keeps the version it started on (``definition_version``).
+``definitions(all_versions=False) -> list[dict]``, ``definition(id, version=None) -> dict``
+    (id, version, name, trigger, digest, loaded_at, source_path, source TOML, spec,
+    identity, steps [{key, type, name}]); ``definition_model(id, version=None) -> Definition``.
+``trigger(event, payload=None, *, event_id=None, occurred_at=None, automation=None) -> Dispatch``
+    One run per automation triggered by ``event``; same ``event_id`` again → empty,
+    ``.duplicate`` True. Runs execute as far as they can at once.
+``send_event(event, payload=None, *, event_id=None, identity=None, occurred_at=None) -> Dispatch``
+    Resumes matching waits (payload field ``match.field`` equal to the expected
+    value, or ``identity=`` for identity-matched waits). Duplicate ``event_id`` → empty.
+``work(*, forever=False, settle=0.0, poll=1.0, stop=None) -> WorkStats``
+    Fires due timers, retries and timeouts, and takes over runs whose worker died.
+    ``settle=S`` also sleeps for timers due within S seconds; ``forever`` is a worker loop.
+``next_due() -> datetime | None``  (earliest timer)
+``advance(seconds)`` / ``advance_to(when)`` (VirtualClock only): fires every timer at its due time.
+``batch()``: context manager, one transaction (one commit) around many operations.
+``retry(run_id, *, force=False) -> run_id``
+    Failed, cancelled or timed-out runs resume at the step where they stopped with a
+    fresh retry budget; completed steps are not executed again. Others: NotAllowedError
+    (exit 4) unless ``force`` (restarts the current step of a waiting/running run);
+    completed runs never. Unknown id: NotFoundError (exit 3).
+``cancel(run_id) -> run_id``: a run that has not ended; otherwise NotAllowedError.
+``get_run(run_id) -> dict``; ``list_runs(*, statuses=None, automation=None, since=None, until=None,
+ids=None, event_id=None, sort="-created_at", limit=None, offset=0, full=False) -> list[dict]``
+    ``sort``: created_at, updated_at, status, name, started_at, finished_at, ``-`` for descending.
+``count_runs() -> {status: n}``, ``outbox(run_id=None) -> list[message]``, ``event(event_id) -> dict | None``.
+
+Run dict (timestamps ISO 8601 UTC with ``+00:00``; missing values ``None``)::
+
+    id, automation_id, definition_version, name, status, current_step, attempt,
+    trigger {event, id, payload, occurred_at}, identity {type, value},
+    created_at, updated_at, started_at, finished_at, duration_ms,
+    error {message, step, detail} | None
+    # get_run / full=True add:
+    steps     [{id, key, name, type, index, status, attempt, started_at, finished_at,
+                duration_ms, info, error, branch}]          # one entry per attempt
+    waits     [{id, step_key, event, status, match {field, equals, value}, created_at,
+                timeout_at, resumed_at, timed_out_at, branch,
+                resumed_by_event {id, event, occurred_at, payload} | None}]
+    messages  [{id, channel (email|push|sms|http), step_key, run_id, to, title, body,
+                template, status (sent|sandboxed), created_at, idempotency_key, detail}]
+    logs      [{timestamp, level, message, step_key, step_index}]
+    lease     {owner, expires_at} | None                    # only while an HTTP step runs
+    definition_steps [{key, type, name}]                    # the automation's steps in order
+
+Statuses. Runs: ``running`` (executing, or between retry attempts), ``waiting`` (a
+``wait_for_event`` or a ``delay``), ``completed``, ``failed`` (a step failed after its
+attempts, a ``fail`` step, or the identity was missing from the payload),
+``cancelled``, ``timed_out`` (a wait timed out and the step names no ``on_timeout``;
+with ``on_timeout`` the run takes that path and can still complete). Steps (per
+attempt): ``running``, ``waiting``, ``completed``, ``failed``, ``timed_out``,
+``cancelled``; a wait step that took a branch is ``completed`` with ``branch``
+``received``/``timed_out``, a condition's branch is ``true``/``false``. Waits:
+``waiting``, ``received``, ``timed_out``, and ``cancelled`` when their run was
+cancelled or force-retried.
+
+Guarantees (tests/engine prove them):
+* At-least-once execution; a completed step is never executed again on resume: a
+  step's completion commits in the same transaction as the run's next cursor.
+* Side effects carry ``<run id>:<step key>`` as idempotency key: the outbox is
+  unique on it, and ``http_request`` sends it as ``Idempotency-Key`` on every attempt.
+* A wait resolves exactly once (conditional ``UPDATE … WHERE status='waiting'`` in a
+  ``BEGIN IMMEDIATE`` transaction); after a timeout a matching event resumes nothing;
+  an event that arrives once the deadline has passed loses to the timeout even if no
+  worker fired it yet.
+* Timers are absolute due times: after downtime, overdue ones fire once; a delay
+  interrupted by a restart waits only its remainder.
+* Several processes may share a store: writes are ``BEGIN IMMEDIATE`` with a busy
+  timeout; a run whose HTTP step is in flight holds a lease (fenced on commit); a
+  dead holder's run (expired lease, or a dead pid on this host) is taken over.
+"""
+
+from autorun_cli.engine.clock import Clock, RealClock, VirtualClock
+from autorun_cli.engine.core import Dispatch, Engine, LoadResult, WorkStats, default_home
+from autorun_cli.engine.definition import (
+    Definition,
+    load_definition,
+    load_definitions,
+    parse_toml,
+    validate,
+)
+from autorun_cli.engine.store import SQLiteStore, Store
+
+__all__ = [
+    "Clock",
+    "Definition",
+    "Dispatch",
+    "Engine",
+    "LoadResult",
+    "RealClock",
+    "SQLiteStore",
+    "Store",
+    "VirtualClock",
+    "WorkStats",
+    "default_home",
+    "load_definition",
+    "load_definitions",
+    "parse_toml",
+    "validate",
+]

@@ -117,9 +117,15 @@ def _match_key(value: Any) -> str:
 
 
 def _short(seconds: float) -> str:
-    from autorun_cli.timeutil import human_duration
-
-    return human_duration(int(round(seconds * 1000)))
+    """30m, 1h30m, 90s → 1m30s, 0.2 → 200ms: durations as a definition would write them."""
+    if seconds < 1:
+        return f"{int(round(seconds * 1000))}ms"
+    out, rest = "", int(round(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out
 
 
 class Engine:
