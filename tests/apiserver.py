@@ -992,6 +992,7 @@ def check_auth(provider: str, req: Request, token: str, forbidden: set[str]) -> 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like a real API
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
     server_version = "apiserver/1.0"
     server: _HTTPServer
 
@@ -1084,6 +1085,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops SYNs when a client opens many connections at once
     owner: ApiServer
 
 
