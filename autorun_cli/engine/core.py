@@ -156,6 +156,8 @@ class Engine:
         self._jobs: list[_HttpJob] = []
         self._http: Any = None
         self._stats = WorkStats()
+        self._fields: dict[str, list[str]] = {}
+        self._fields_count = -1
 
     @classmethod
     def open(cls, home: str | Path | None = None, **kwargs: Any) -> Engine:
@@ -290,6 +292,21 @@ class Engine:
             "steps": [{"key": s["key"], "type": s["type"], "name": s.get("name")} for s in spec["steps"]],
         }
 
+    def _wait_fields(self, event: str) -> list[str]:
+        """Payload fields that waits on ``event`` match on, from every stored
+        definition version (so a lookup never scans the open waits)."""
+        count = self.store.definition_count()
+        if count != self._fields_count:
+            fields: dict[str, set[str]] = {}
+            for row in self.store.list_definitions(all_versions=True):
+                d = self._def(row["id"], row["version"])
+                for st in d.steps:
+                    if st.type == "wait_for_event":
+                        fields.setdefault(st.event, set()).add(st.match.field or d.identity.from_)
+            self._fields = {k: sorted(v) for k, v in fields.items()}
+            self._fields_count = count
+        return self._fields.get(event, [])
+
     def _def(self, def_id: str, version: int) -> Definition:
         d = self._defs.get((def_id, version))
         if d is None:
@@ -325,8 +342,7 @@ class Engine:
                                     occurred_at or iso(now), now)
                 self._advance(run)
                 started.append(run.id)
-            if started:
-                self.store.set_event_runs(eid, started)
+            # The runs a trigger started are found by runs.trigger_event_id.
         self._drain()
         return Dispatch(started, event_id=eid)
 
@@ -353,17 +369,15 @@ class Engine:
             }):
                 return Dispatch([], event_id=eid, duplicate=True)
             candidates: dict[str, dict] = {}
-            for fld in self.store.open_wait_fields(event):
-                if fld is None:
-                    continue
+            for fld in self._wait_fields(event):
                 value = dig(payload, fld)
-                if value is None:
-                    continue
-                for w in self.store.find_open_waits(event, fld, _match_key(value)):
-                    candidates.setdefault(w["id"], w)
-            if identity is not None:
-                for w in self.store.find_open_waits(event, None, identity):
-                    candidates.setdefault(w["id"], w)
+                if value is not None:
+                    for w in self.store.find_open_waits(event, fld, _match_key(value)):
+                        candidates.setdefault(w["id"], w)
+                if identity is not None:
+                    for w in self.store.find_open_waits(event, fld, identity):
+                        if w["match_equals"] == "identity":
+                            candidates.setdefault(w["id"], w)
             by_event = json.dumps({"id": eid, "event": event, "occurred_at": occurred, "payload": payload})
             for w in sorted(candidates.values(), key=lambda w: (w["created_at"], w["id"])):
                 if w["timeout_at"] is not None and w["timeout_at"] <= now:
@@ -906,7 +920,8 @@ class Engine:
             "id": row["id"], "kind": row["kind"], "event": row["name"],
             "payload": json.loads(row["payload"]) if row["payload"] else {},
             "identity": row["identity"], "occurred_at": row["occurred_at"], "received_at": iso(row["received_at"]),
-            "run_ids": json.loads(row["run_ids"]) if row["run_ids"] else [],
+            "run_ids": (json.loads(row["run_ids"]) if row["run_ids"] else []) if row["kind"] == "event"
+            else [r["id"] for r in self.store.query_runs(event_id=event_id, sort="created_at")],
         }
 
     def _run_dict(self, row: dict, *, full: bool) -> dict[str, Any]:

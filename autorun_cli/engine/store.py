@@ -67,7 +67,6 @@ CREATE TABLE IF NOT EXISTS waits (
   resumed_by TEXT);
 CREATE INDEX IF NOT EXISTS waits_run ON waits(run_id);
 CREATE INDEX IF NOT EXISTS waits_open ON waits(event, match_field, match_value) WHERE status = 'waiting';
-CREATE INDEX IF NOT EXISTS waits_open_value ON waits(event, match_value) WHERE status = 'waiting';
 CREATE TABLE IF NOT EXISTS timers (
   id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL, ref TEXT,
   due_at REAL NOT NULL);
@@ -124,6 +123,10 @@ class Store(ABC):
 
     @abstractmethod
     def list_definitions(self, all_versions: bool = False) -> list[dict]: ...
+
+    @abstractmethod
+    def definition_count(self) -> int:
+        """Number of stored definition versions (they are only ever added)."""
 
     @abstractmethod
     def definitions_for_trigger(self, event: str) -> list[tuple[str, int]]:
@@ -189,12 +192,8 @@ class Store(ABC):
         step_key) when this call resolved it, None when it was already resolved."""
 
     @abstractmethod
-    def open_wait_fields(self, event: str) -> list[str | None]: ...
-
-    @abstractmethod
-    def find_open_waits(self, event: str, field: str | None, value: str) -> list[dict]:
-        """Waiting waits for ``event`` whose value equals ``value``; ``field`` None
-        means any wait that matches on the run's identity."""
+    def find_open_waits(self, event: str, field: str, value: str) -> list[dict]:
+        """Waiting waits for ``event`` that match on payload ``field`` = ``value``."""
 
     @abstractmethod
     def waits_for(self, run_id: str) -> list[dict]: ...
@@ -348,6 +347,9 @@ class SQLiteStore(Store):
             "(SELECT MAX(version) FROM definitions WHERE id = d.id) ORDER BY d.id"
         )
 
+    def definition_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM definitions").fetchone()[0]
+
     def definitions_for_trigger(self, event: str) -> list[tuple[str, int]]:
         rows = self.conn.execute(
             "SELECT d.id, d.version FROM definitions d WHERE d.trigger_event = ? AND d.version = "
@@ -470,19 +472,7 @@ class SQLiteStore(Store):
         row = self.conn.execute(sql, args).fetchone()
         return dict(row) if row is not None else None
 
-    def open_wait_fields(self, event: str) -> list[str | None]:
-        rows = self.conn.execute(
-            "SELECT DISTINCT match_field FROM waits WHERE event = ? AND status = 'waiting'", (event,)
-        ).fetchall()
-        return [r[0] for r in rows]
-
     def find_open_waits(self, event, field, value) -> list[dict]:
-        if field is None:
-            return self._all(
-                "SELECT * FROM waits WHERE event = ? AND match_value = ? AND status = 'waiting' "
-                "AND match_equals = 'identity'",
-                (event, value),
-            )
         return self._all(
             "SELECT * FROM waits WHERE event = ? AND match_field = ? AND match_value = ? AND status = 'waiting'",
             (event, field, value),
