@@ -84,12 +84,13 @@ class Output:
                 write(run.id + "\n")
                 count += 1
         elif self.mode == "json":
-            # Streamed array: memory stays flat however many pages --all reads.
-            write("[")
+            # Streamed array: memory stays flat however many pages --all reads. The "["
+            # waits for the first run, so a failure before any data (auth, 5xx on the
+            # first page) leaves only the error document on stdout.
             for run in runs:
-                write(("\n  " if count == 0 else ",\n  ") + _dumps(run.to_json(raw=raw), indent=None))
+                write(("[\n  " if count == 0 else ",\n  ") + _dumps(run.to_json(raw=raw), indent=None))
                 count += 1
-            write("\n]\n" if count else "]\n")
+            write("\n]\n" if count else "[]\n")
         else:
             from autorun_cli.render import runs_table
 
@@ -161,5 +162,6 @@ def report_error(err: AutorunError, mode: str) -> None:
         sys.stderr.write(f"hint: {clean(err.hint)}\n")
     sys.stderr.flush()
     if mode in ("json", "ndjson"):
-        sys.stdout.write(_dumps(err.to_json()) + "\n")
+        # One line in ndjson mode, so line-by-line readers can parse it.
+        sys.stdout.write(_dumps(err.to_json(), indent=None if mode == "ndjson" else 2) + "\n")
         sys.stdout.flush()
