@@ -293,7 +293,7 @@ def test_several_statuses_and_settings_automation(api):
     params = route.calls.last.request.url.params
     assert "status" not in params  # several statuses: filtered on the client
     assert params["automation_rule_id"] == "rule-from-profile"
-    assert params["limit"] == "5"
+    assert params["limit"] == "100"  # filtered here: full pages, not pages of --limit
     # "waiting" has no tenant equivalent: not sent at all.
     list(p.iter_runs(ListQuery(statuses=["waiting"])))
     assert "status" not in route.calls.last.request.url.params

@@ -361,7 +361,12 @@ class TenantProvider(Provider):
         assert self.http is not None
         spec = PageSpec(size_param="limit", max_size=100, first_page=1)
         path = self.path("list_path", LIST_PATH)
-        for item in self.http.paginate(path, self.list_params(query), spec, want=query.limit):
+        params = self.list_params(query)
+        # Filters the API cannot take (several statuses, --uuid) are applied by the
+        # caller: a page of --limit runs may keep few of them, so ask for full pages.
+        client_filtered = bool(query.uuids or query.client_uuids or (query.statuses and "status" not in params))
+        want = None if client_filtered else query.limit
+        for item in self.http.paginate(path, params, spec, want=want):
             yield map_execution(item)
 
     def get_run(self, run_id: str) -> Run:
