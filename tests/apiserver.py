@@ -540,6 +540,7 @@ class Faults:
         return self._add(Fault("html", status, times, path))
 
     def clear(self) -> None:
+        """Remove every rule and the added latency."""
         with self._lock:
             self._rules.clear()
             self.latency_ms = 0
