@@ -1,0 +1,179 @@
+"""Definitions: TOML validated with pydantic, refused with the file and field path (exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autorun_cli.engine import Engine, load_definition, load_definitions, parse_toml
+from autorun_cli.engine.demo import demo_dir
+from autorun_cli.errors import EXIT_USAGE, UsageError
+
+HEAD = """
+id = "a"
+name = "A"
+trigger = "x.happened"
+identity = { type = "email", from = "customer.email" }
+"""
+
+SMS = """
+[[steps]]
+key = "{key}"
+type = "send_sms"
+text = "hi"
+"""
+
+
+def refused(tmp_path: Path, body: str) -> str:
+    f = tmp_path / "auto.toml"
+    f.write_text(HEAD + body)
+    with pytest.raises(UsageError) as exc:
+        load_definition(f)
+    err = exc.value
+    assert err.exit_code == EXIT_USAGE
+    assert str(f) in err.message
+    assert err.hint and "validate" in err.hint
+    return err.message
+
+
+def test_bad_duration_names_the_step_field(tmp_path: Path) -> None:
+    msg = refused(tmp_path, SMS.format(key="s1") + SMS.format(key="s2") + """
+[[steps]]
+key = "w"
+type = "wait_for_event"
+event = "e"
+timeout = "30 fortnights"
+""")
+    assert "steps[2].timeout" in msg and "not a duration" in msg
+
+
+def test_negative_duration_refused(tmp_path: Path) -> None:
+    msg = refused(tmp_path, """
+[[steps]]
+key = "d"
+type = "delay"
+duration = -5
+""")
+    assert "steps[0].duration" in msg and "negative" in msg
+
+
+def test_duplicate_key(tmp_path: Path) -> None:
+    msg = refused(tmp_path, SMS.format(key="s1") + SMS.format(key="s2") + SMS.format(key="s1"))
+    assert "steps[2].key" in msg and "duplicate key 's1'" in msg and "steps[0]" in msg
+
+
+def test_dangling_next_step(tmp_path: Path) -> None:
+    msg = refused(tmp_path, SMS.format(key="s1") + """
+[[steps]]
+key = "w"
+type = "wait_for_event"
+event = "e"
+timeout = "5m"
+on_timeout = "nowhere"
+""")
+    assert "steps[1].on_timeout" in msg and "'nowhere'" in msg
+
+
+def test_cycle_through_condition_refused(tmp_path: Path) -> None:
+    msg = refused(tmp_path, SMS.format(key="s1") + """
+[[steps]]
+key = "check"
+type = "condition"
+field = "payload.total"
+op = "gt"
+value = 10
+on_true = "end"
+on_false = "s1"
+""")
+    assert "steps[1].on_false" in msg and "cycle s1 -> check -> s1" in msg
+
+
+def test_cycle_through_a_wait_refused(tmp_path: Path) -> None:
+    msg = refused(tmp_path, """
+[[steps]]
+key = "w"
+type = "wait_for_event"
+event = "e"
+timeout = "5m"
+on_timeout = "nudge"
+
+[[steps]]
+key = "nudge"
+type = "send_sms"
+text = "still there?"
+next = "w"
+""")
+    assert "steps[1].next" in msg and "cycle" in msg
+
+
+def test_unknown_key_and_unknown_type_refused(tmp_path: Path) -> None:
+    msg = refused(tmp_path, """
+[[steps]]
+key = "s1"
+type = "send_sms"
+text = "hi"
+colour = "blue"
+""")
+    assert "steps[0].colour" in msg
+    msg = refused(tmp_path, """
+[[steps]]
+key = "s1"
+type = "send_fax"
+""")
+    assert "steps[0]" in msg and "send_fax" in msg
+
+
+def test_top_level_field_errors(tmp_path: Path) -> None:
+    f = tmp_path / "auto.toml"
+    f.write_text('id = "a"\nname = "A"\ntrigger = "x"\nsteps = []\n')
+    with pytest.raises(UsageError) as exc:
+        load_definition(f)
+    assert "identity" in exc.value.message and "steps" in exc.value.message
+
+
+def test_reserved_end_key_and_bad_toml(tmp_path: Path) -> None:
+    assert "steps[0].key" in refused(tmp_path, SMS.format(key="end"))
+    f = tmp_path / "broken.toml"
+    f.write_text("id = \n")
+    with pytest.raises(UsageError) as exc:
+        load_definition(f)
+    assert "not valid TOML" in exc.value.message and str(f) in exc.value.message
+
+
+def test_unreadable_file_and_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as exc:
+        load_definition(tmp_path / "missing.toml")
+    assert "cannot read" in exc.value.message
+    with pytest.raises(UsageError):
+        load_definitions(tmp_path)
+
+
+def test_duplicate_ids_across_a_folder(tmp_path: Path) -> None:
+    for name in ("one.toml", "two.toml"):
+        (tmp_path / name).write_text(HEAD + SMS.format(key="s1"))
+    with pytest.raises(UsageError) as exc:
+        load_definitions(tmp_path)
+    assert "two.toml" in exc.value.message and "one.toml" in exc.value.message
+
+
+def test_bundled_demo_definitions_are_valid() -> None:
+    ids = sorted(d.id for d in load_definitions(demo_dir()))
+    assert ids == ["invoice_webhook", "order_receipt", "welcome_pack"]
+
+
+def test_loading_versions_definitions(tmp_path: Path) -> None:
+    engine = Engine.open(tmp_path / "home")
+    d1 = parse_toml(HEAD + SMS.format(key="s1"))
+    assert [(r.version, r.created) for r in engine.load(d1)] == [(1, True)]
+    assert [(r.version, r.created) for r in engine.load(d1)] == [(1, False)]
+    run1 = engine.trigger("x.happened", {"customer": {"email": "a@b.c"}})[0]
+    d2 = parse_toml(HEAD + SMS.format(key="s1") + SMS.format(key="s2"))
+    assert [(r.version, r.created) for r in engine.load(d2)] == [(2, True)]
+    run2 = engine.trigger("x.happened", {"customer": {"email": "a@b.c"}})[0]
+    assert engine.get_run(run1)["definition_version"] == 1
+    assert [s["key"] for s in engine.get_run(run1)["steps"]] == ["s1"]
+    assert engine.get_run(run2)["definition_version"] == 2
+    assert [s["key"] for s in engine.get_run(run2)["steps"]] == ["s1", "s2"]
+    assert [d["version"] for d in engine.definitions(all_versions=True)] == [1, 2]
+    assert engine.definition("a")["version"] == 2
