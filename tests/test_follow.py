@@ -590,3 +590,24 @@ def test_show_export_to_an_unwritable_place_is_exit_2(clock, tmp_path):
     assert result.exit_code == 2
     assert "error: cannot write" in result.stderr
     assert "hint: check that the folder exists" in result.stderr
+
+
+def test_watch_live_frames_while_running_are_compact_and_the_last_is_the_full_view(clock, tty):
+    end = run_doc("r1", "failed", [("send_email", "failed")], error={"message": "SMTP refused"})
+    FakeProvider.reset({"r1": [RUNNING, end]})
+    result = fake("watch", "r1", "--interval", "0.01", "--color", "always")
+    assert result.exit_code == 1
+    frames = result.stdout.split("Status")
+    assert len(frames) >= 3  # at least the first frame and the final one
+    first, final = frames[1], frames[-1]
+    assert "next: autorun watch r1" not in result.stdout
+    assert "watching 1 of 1 run" in first and "Error" not in first
+    assert "SMTP refused" in final and "Error" in final and "watching" not in final
+    assert "autorun replay r1 --definition FILE" in final
+
+
+def test_watch_latest_follows_the_newest_run(clock):
+    FakeProvider.reset({"r1": [COMPLETED]})
+    result = fake("watch", "@latest")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == "2026-06-08T14:00:05Z r1 - completed"

@@ -155,13 +155,23 @@ class Follower:
         from rich.rule import Rule
         from rich.text import Text
 
-        from autorun_cli.render import run_view
+        from autorun_cli.render import run_header, run_view, steps_table, waits_table
 
+        tf = self.s.out.time_format
         parts: list[Any] = []
         for i, run in enumerate(runs):
             if i:
                 parts.append(Rule(style="dim"))
-            parts.append(run_view(run, self.s.out.time_format))
+            if final or _terminal(run):
+                # The full view: messages, logs, the error and the next command.
+                parts.append(run_view(run, tf))
+                continue
+            # While it runs: the timeline and waits only, so the frame stays short.
+            parts.append(run_header(run, tf, None))
+            if run.steps:
+                parts += [Text(""), steps_table(run, tf, None)]
+            if run.waits:
+                parts += [Text(""), waits_table(run, tf, None)]
         if not final:
             waiting = sum(1 for r in runs if not _terminal(r))
             polled = utcnow().astimezone().strftime("%H:%M:%S")
