@@ -1,0 +1,63 @@
+"""Crash (os._exit in a subprocess) at every commit point of a run, then resume.
+
+The scenario (crash_scenario.py) goes through every kind of transaction the engine
+commits: trigger (with an email and an HTTP step started), HTTP result (503, then a
+retry timer; 200), timers (retry, delay, wait timeout), event. The subprocess is
+killed just before or just after the Nth commit, for every N; then the scenario is
+run again (a client retrying with the same IDs) and everything must end exactly as
+without a crash: both runs finished, every message sent once, every completed step
+executed once, the webhook always called with the same Idempotency-Key per run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import crash_scenario as scenario
+from engine_helpers import HookServer
+
+SCRIPT = str(Path(scenario.__file__).resolve())
+
+
+def _spawn(db: Path, url: str, crash_at: int, record: Path | None = None) -> int:
+    args = [sys.executable, SCRIPT, str(db), url, str(crash_at)] + ([str(record)] if record else [])
+    return subprocess.run(args, capture_output=True, timeout=60).returncode
+
+
+def _check(db: Path, server: HookServer, where: str) -> None:
+    engine = scenario.run(str(db), server.url)  # resume, in this process
+    runs = {r["trigger"]["payload"]["order_id"]: engine.get_run(r["id"]) for r in engine.list_runs()}
+    assert sorted(runs) == ["A", "B"], where
+    for name, run in runs.items():
+        assert run["status"] == "completed", (where, name, run["status"], run["logs"])
+        sent = [m["step_key"] for m in run["messages"]]
+        assert sent == scenario.EXPECTED[name], (where, name, sent)
+        completed = [s["key"] for s in run["steps"] if s["status"] == "completed"]
+        assert len(completed) == len(set(completed)), (where, name, completed)
+        assert [w["status"] for w in run["waits"]] == ["received" if name == "A" else "timed_out"], where
+        assert run["lease"] is None
+    keys = [req["key"] for req in server.requests]
+    assert set(keys) == {f"{runs['A']['id']}:webhook", f"{runs['B']['id']}:webhook"}, (where, keys)
+    assert engine.store.count_timers() == 0
+    engine.close()
+
+
+def test_crash_at_every_commit_point_then_resume(tmp_path: Path) -> None:
+    server = HookServer(fail_first=1)
+    server.start()
+    try:
+        record = tmp_path / "labels.txt"
+        assert _spawn(tmp_path / "clean.db", server.url, 0, record) == 0
+        labels = record.read_text().split("\n")
+        kinds = {label.split(":", 1)[1] for label in labels}
+        assert {"trigger", "http_result", "timers", "event"} <= kinds
+        _check(tmp_path / "clean.db", server, "no crash")
+        for n, label in enumerate(labels, start=1):
+            server.requests.clear()
+            db = tmp_path / f"crash{n}.db"
+            assert _spawn(db, server.url, n) == scenario.CRASH_EXIT, f"crash point {n} ({label}) not reached"
+            _check(db, server, f"crash at hook {n}: {label}")
+    finally:
+        server.stop()
