@@ -87,9 +87,16 @@ class Output:
             # Streamed array: memory stays flat however many pages --all reads. The "["
             # waits for the first run, so a failure before any data (auth, 5xx on the
             # first page) leaves only the error document on stdout.
-            for run in runs:
-                write(("[\n  " if count == 0 else ",\n  ") + _dumps(run.to_json(raw=raw), indent=None))
-                count += 1
+            try:
+                for run in runs:
+                    write(("[\n  " if count == 0 else ",\n  ") + _dumps(run.to_json(raw=raw), indent=None))
+                    count += 1
+            except BaseException:
+                # A later page failed: close the array, so stdout holds the runs read so
+                # far and then the error document, each well-formed (not "}{").
+                if count:
+                    write("\n]\n")
+                raise
             write("\n]\n" if count else "[]\n")
         else:
             from autorun_cli.render import runs_table
