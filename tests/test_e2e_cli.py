@@ -777,3 +777,44 @@ def test_generic_without_automation_is_exit_2_with_no_request(api_server: ApiSer
     assert "automation" in message
     assert "AUTORUN_AUTOMATION_ID" in result.stderr
     assert api_server.requests == []
+
+
+def _fail_from_second_request(server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[str] = []
+    real_take = server.faults.take
+
+    def take(path: str) -> Fault | None:
+        taken.append(path)
+        return Fault("status", 503, None) if len(taken) >= 2 else real_take(path)
+
+    monkeypatch.setattr(server.faults, "take", take)
+
+
+def test_json_list_failing_on_a_later_page_keeps_stdout_well_formed(server: ApiServer,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _fail_from_second_request(server, monkeypatch)
+    result = cli(server, "sendrealm", "list", "--all", "-o", "json", automation=SENDREALM_AUTOMATION)
+    assert_error(result, server, 5)
+    decoder = json.JSONDecoder()
+    runs, end = decoder.raw_decode(result.stdout)
+    failure, _ = decoder.raw_decode(result.stdout[end:].lstrip())
+    assert [r["id"] for r in runs] == gen_ids("sendrealm", 100)  # the first page
+    assert failure["error"]["code"] == "service"
+
+
+def test_ndjson_list_failing_on_a_later_page_ends_with_the_error_line(server: ApiServer,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _fail_from_second_request(server, monkeypatch)
+    result = cli(server, "tenant", "list", "--all", "-o", "ndjson")
+    assert_error(result, server, 5)
+    *runs, failure = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(runs) == 100 and failure == {"error": {**failure["error"], "code": "service"}}
+
+
+def test_rate_limit_asking_too_long_is_not_waited_for(api_server: ApiServer, sleeps: list[float]) -> None:
+    api_server.faults.rate_limit(times=1, retry_after=3600)
+    result = cli(api_server, "plannr", "show", PLANNR_SEED_GET)
+    message = assert_error(result, api_server, 5)
+    assert message.startswith("rate limited by the API")
+    assert "3600 s" in result.stderr.splitlines()[1]  # the hint says how long the API asked for
+    assert sleeps == [] and len(api_server.requests) == 1
