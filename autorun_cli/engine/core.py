@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -166,9 +167,7 @@ class Engine:
         try:
             base.mkdir(parents=True, exist_ok=True)
             store = SQLiteStore(base / "engine.db")
-        except (OSError, Exception) as exc:  # sqlite3.Error and OSError alike
-            if isinstance(exc, (UsageError,)):
-                raise
+        except (OSError, sqlite3.Error) as exc:
             raise UsageError(
                 f"cannot open the local engine's store in {base}: {exc}",
                 hint="set AUTORUN_HOME to a writable folder",
@@ -177,8 +176,11 @@ class Engine:
 
     @classmethod
     def memory(cls, clock: Clock | None = None, **kwargs: Any) -> Engine:
-        """A non-durable engine on a private in-memory store (replay, tests)."""
-        return cls(SQLiteStore(":memory:"), clock, **kwargs)
+        """A non-durable engine on a :class:`MemoryStore` (replay, tests): the same
+        semantics as on SQLite, several times faster, nothing kept."""
+        from autorun_cli.engine.memstore import MemoryStore
+
+        return cls(MemoryStore(), clock, **kwargs)
 
     def close(self) -> None:
         if self._http is not None:

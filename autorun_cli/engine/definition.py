@@ -214,18 +214,17 @@ class Definition(_M):
     steps: list[Step] = Field(min_length=1)
 
     _source_path: str | None = PrivateAttr(default=None)
-    _by_key: dict[str, Any] = PrivateAttr(default_factory=dict)
-    _index: dict[str, int] = PrivateAttr(default_factory=dict)
-    _follow: dict[str, str | None] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, __context: Any) -> None:
-        self._by_key = {s.key: s for s in self.steps}
-        self._index = {s.key: i for i, s in enumerate(self.steps)}
+        # Plain instance attributes, not pydantic private ones: the engine looks steps
+        # up on every step it runs, and private attributes go through __getattr__.
+        steps = self.steps
+        object.__setattr__(self, "_by_key", {s.key: s for s in steps})
+        object.__setattr__(self, "_index", {s.key: i for i, s in enumerate(steps)})
         # The step that follows each one in list order (None after the last).
-        self._follow = {
-            s.key: (self.steps[i + 1].key if i + 1 < len(self.steps) else None)
-            for i, s in enumerate(self.steps)
-        }
+        object.__setattr__(self, "_follow", {
+            s.key: (steps[i + 1].key if i + 1 < len(steps) else None) for i, s in enumerate(steps)
+        })
 
     # -- navigation used by the engine ---------------------------------------
     @property

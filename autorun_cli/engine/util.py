@@ -16,11 +16,21 @@ def new_id(prefix: str, t: float) -> str:
     return f"{prefix}_{int(t * 1000):011x}{os.urandom(5).hex()}"
 
 
+_ISO_CACHE: dict[float, str] = {}
+
+
 def iso(t: float | None) -> str | None:
     """Epoch seconds → ISO 8601 UTC with an explicit offset, millisecond precision."""
     if t is None:
         return None
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    text = _ISO_CACHE.get(t)
+    if text is None:
+        # A run's timestamps repeat (a step starts when the previous one ends), and
+        # read-heavy callers (replay, list) format thousands of them.
+        if len(_ISO_CACHE) > 4096:
+            _ISO_CACHE.clear()
+        text = _ISO_CACHE[t] = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    return text
 
 
 def dig(data: Any, path: str, default: Any = _MISSING) -> Any:

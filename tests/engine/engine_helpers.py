@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from autorun_cli.engine import Engine, SQLiteStore, VirtualClock, parse_toml
+from autorun_cli.engine.memstore import MemoryStore
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z, the virtual start of most scenarios
 
@@ -47,8 +48,17 @@ text = "You have a receipt waiting"
 """
 
 
+# "sqlite": every engine_at() opens the SQLite file; "memory": engines given the same
+# path share one MemoryStore (test_engine_semantics runs under both).
+STORE_KIND = "sqlite"
+_MEMORY_STORES: dict[str, MemoryStore] = {}
+
+
 def engine_at(db: Path | str, t: float = T0, **kw) -> Engine:
-    """An engine on a real SQLite file, on a virtual clock at ``t``."""
+    """An engine on ``db`` (see STORE_KIND), on a virtual clock at ``t``."""
+    if STORE_KIND == "memory":
+        store = _MEMORY_STORES.setdefault(str(db), MemoryStore())
+        return Engine(store, VirtualClock(t), **kw)
     return Engine(SQLiteStore(db), VirtualClock(t), **kw)
 
 

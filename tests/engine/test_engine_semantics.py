@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import engine_helpers
 import pytest
 from engine_helpers import T0, HookServer, engine_at, messages_by_step, order, receipt_engine
 
@@ -12,6 +13,16 @@ from autorun_cli.engine import Engine, parse_toml
 from autorun_cli.errors import NotAllowedError, NotFoundError
 
 HALF_HOUR = 1800
+
+
+@pytest.fixture(autouse=True, params=["sqlite", "memory"])
+def store_kind(request: pytest.FixtureRequest):
+    """Every test here runs on SQLite files and on the MemoryStore replay uses."""
+    engine_helpers.STORE_KIND = request.param
+    engine_helpers._MEMORY_STORES.clear()
+    yield request.param
+    engine_helpers.STORE_KIND = "sqlite"
+    engine_helpers._MEMORY_STORES.clear()
 
 
 def test_receipt_opened_takes_the_received_branch(tmp_path: Path) -> None:
@@ -380,6 +391,25 @@ def test_list_runs_filters_and_sorts(tmp_path: Path) -> None:
 
 def test_memory_engine_for_replay(tmp_path: Path) -> None:
     e = Engine.memory(sandbox=True)
-    assert e.store.settings["journal_mode"] == "memory"
+    assert e.store.settings["synchronous"] == "OFF"
     e.load(parse_toml(WEBHOOK.format(url="http://127.0.0.1:9")))
     assert e.trigger("invoice.paid", {"email": "x@y.z", "invoice": "i"}) != []
+
+
+class Boom(Exception):
+    pass
+
+
+def test_a_failure_before_commit_leaves_nothing_behind(tmp_path: Path) -> None:
+    def hook(label: str) -> None:
+        if label == "before_commit:trigger":
+            raise Boom
+
+    e = receipt_engine(tmp_path / "e.db", crash_hook=hook)
+    with pytest.raises(Boom):
+        e.trigger("order.completed", order(1), event_id="evt_1")
+    assert e.list_runs() == [] and e.outbox() == [] and e.event("evt_1") is None
+    assert e.store.count_timers() == 0
+    e._hook = None
+    [r] = e.trigger("order.completed", order(1), event_id="evt_1")  # the client's retry goes through
+    assert messages_by_step(e, r) == ["send_receipt"]
