@@ -818,3 +818,37 @@ def test_rate_limit_asking_too_long_is_not_waited_for(api_server: ApiServer, sle
     assert message.startswith("rate limited by the API")
     assert "3600 s" in result.stderr.splitlines()[1]  # the hint says how long the API asked for
     assert sleeps == [] and len(api_server.requests) == 1
+
+
+def test_token_echoed_by_the_api_is_redacted(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A careless API that quotes the credential back in its error message.
+    monkeypatch.setitem(apiserver._REASONS, 503, f"bad key {api_server.token} for this route")
+    api_server.faults.error(503)
+    result = cli(api_server, "tenant", "show", TENANT_SEED_ID, "-o", "json", "-v")
+    message = assert_error(result, api_server, 5)
+    assert "bad key *** for this route" in message
+    assert json.loads(result.stdout)["error"]["message"] == message
+
+
+def test_tenant_list_nested_one_level_too_deep(server: ApiServer) -> None:
+    server.state.tenant_nested = True
+    result = cli(server, "tenant", "list", "--all", "-o", "id")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [TENANT_SEED_ID, MARKUP_IDS["tenant"], *gen_ids("tenant")]
+    assert len(list_requests(server, "tenant")) == 3
+
+
+def test_generic_bare_array_is_one_page(server: ApiServer) -> None:
+    server.state.generic_bare = True
+    result = cli(server, "generic", "list", "--all", "-o", "id", automation=GENERIC_AUTOMATION)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == gen_ids("generic")
+    assert len(list_requests(server, "generic")) == 1
+
+
+def test_options_before_the_command(api_server: ApiServer) -> None:
+    env = {"AUTORUN_TOKEN": api_server.token, "COLUMNS": "250"}
+    result = runner.invoke(app, ["--provider", "sendrealm", "--base-url", api_server.url, "-o", "json",
+                                 "show", "run_123"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["id"] == "run_123"
