@@ -214,9 +214,14 @@ class Engine:
             self._jobs.clear()
             raise
         self._depth = 0
-        if self._hook:
-            self._hook("before_commit:" + label)
-        self.store.commit()
+        try:
+            if self._hook:
+                self._hook("before_commit:" + label)
+            self.store.commit()
+        except BaseException:
+            self.store.rollback()  # e.g. the disk is full: the transaction never happened
+            self._jobs.clear()
+            raise
         if self._hook:
             self._hook("after_commit:" + label)
 
