@@ -328,8 +328,10 @@ class Engine:
     # -- triggers and events ---------------------------------------------------
     def trigger(self, event: str, payload: dict[str, Any] | None = None, *, event_id: str | None = None,
                 occurred_at: str | None = None, automation: str | None = None) -> Dispatch:
-        """Start one run per automation whose trigger is ``event``. The same
-        ``event_id`` twice starts nothing new (``.duplicate`` is then True)."""
+        """Start one run per automation whose trigger is ``event`` (only ``automation``
+        if given). The same ``event_id`` twice starts nothing new (``.duplicate`` is
+        then True). An event no automation listens to is not recorded: the result is
+        empty and not a duplicate, and the same ID can start runs once one is loaded."""
         payload = payload if payload is not None else {}
         if not isinstance(payload, dict):
             raise UsageError("a trigger payload must be a JSON object", hint='e.g. --payload \'{"order_id": "ord_1"}\'')
@@ -337,14 +339,18 @@ class Engine:
         eid = event_id or new_id("evt", now)
         started: list[str] = []
         with self._tx("trigger"):
+            targets = [(d, v) for d, v in self.store.definitions_for_trigger(event)
+                       if not automation or d == automation]
+            if not targets:
+                # Not recorded: once an automation for it is loaded, the same event
+                # ID must still be able to start it.
+                return Dispatch([], event_id=eid, duplicate=self.store.get_event(eid) is not None)
             if not self.store.add_event({
                 "id": eid, "kind": "trigger", "name": event, "payload": json.dumps(payload),
                 "identity": None, "occurred_at": occurred_at or iso(now), "received_at": now,
             }):
                 return Dispatch([], event_id=eid, duplicate=True)
-            for def_id, version in self.store.definitions_for_trigger(event):
-                if automation and def_id != automation:
-                    continue
+            for def_id, version in targets:
                 run = self._new_run(self._def(def_id, version), version, event, eid, payload,
                                     occurred_at or iso(now), now)
                 self._advance(run)

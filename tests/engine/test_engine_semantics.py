@@ -413,3 +413,13 @@ def test_a_failure_before_commit_leaves_nothing_behind(tmp_path: Path) -> None:
     e._hook = None
     [r] = e.trigger("order.completed", order(1), event_id="evt_1")  # the client's retry goes through
     assert messages_by_step(e, r) == ["send_receipt"]
+
+
+def test_trigger_nobody_listens_to_is_not_consumed(tmp_path: Path) -> None:
+    e = engine_at(tmp_path / "e.db")
+    early = e.trigger("order.completed", order(1), event_id="evt_early")
+    assert early == [] and not early.duplicate
+    e.load(parse_toml(engine_helpers.RECEIPT))
+    assert len(e.trigger("order.completed", order(1), event_id="evt_early")) == 1
+    assert e.trigger("order.completed", order(1), event_id="evt_early").duplicate
+    assert e.trigger("order.completed", order(1), automation="other") == []
