@@ -6,7 +6,7 @@ email into the outbox, the wait and its timer; then the scheduler firing each
 timeout, the push into the outbox and the run's completion), every step committed.
 
     /tmp/probe/bin/python benchmarks/engine_throughput.py [--runs 5000] [--batch 1]
-        [--synchronous NORMAL|FULL] [--dir DIR]
+        [--synchronous NORMAL|FULL] [--dir DIR] [--store sqlite|memory]
 
 --batch N groups N triggers into one transaction (one commit); the default 1 commits
 every trigger on its own. Timeouts are fired 500 per transaction either way.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autorun_cli.engine import Engine, SQLiteStore, VirtualClock, parse_toml  # noqa: E402
+from autorun_cli.engine import Engine, MemoryStore, SQLiteStore, VirtualClock, parse_toml  # noqa: E402
 
 DEFINITION = """
 id = "bench_receipt"
@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1, help="triggers per transaction")
     ap.add_argument("--synchronous", default="NORMAL", choices=["NORMAL", "FULL"])
     ap.add_argument("--dir", default=None, help="folder for the database (default: a temp folder)")
+    ap.add_argument("--store", default="sqlite", choices=["sqlite", "memory"],
+                    help="memory: the non-durable MemoryStore replay uses (not the durable figure)")
     args = ap.parse_args()
 
     folder = Path(args.dir or tempfile.mkdtemp(prefix="autorun-bench-"))
@@ -67,7 +69,7 @@ def main() -> None:
     for suffix in ("", "-wal", "-shm"):
         if Path(str(db) + suffix).exists():
             os.remove(str(db) + suffix)
-    store = SQLiteStore(db, synchronous=args.synchronous)
+    store = SQLiteStore(db, synchronous=args.synchronous) if args.store == "sqlite" else MemoryStore()
     clock = VirtualClock("2026-01-01T00:00:00Z")
     engine = Engine(store, clock)
     engine.load(parse_toml(DEFINITION, "benchmark"))
@@ -91,21 +93,24 @@ def main() -> None:
     t2 = time.perf_counter()
 
     counts = engine.count_runs()
-    messages = store.conn.execute("SELECT channel, COUNT(*) FROM outbox GROUP BY channel").fetchall()
+    messages: dict[str, int] = {}
+    for m in engine.outbox():
+        messages[m["channel"]] = messages.get(m["channel"], 0) + 1
     assert counts == {"completed": n}, counts
-    assert dict(messages) == {"email": n, "push": n}, messages
+    assert messages == {"email": n, "push": n}, messages
     total = t2 - t0
     print(f"runs: {n} (email -> wait_for_event 30m, times out -> push), all completed; timeouts fired: {fired}")
-    print(f"messages in the outbox: {dict(messages)}")
+    print(f"messages in the outbox: {messages}")
     print(f"phase 1, trigger + email + wait: {t1 - t0:.3f} s ({n / (t1 - t0):,.0f} runs/s)")
     print(f"phase 2, timeouts + push + complete: {t2 - t1:.3f} s ({n / (t2 - t1):,.0f} runs/s)")
     print(f"THROUGHPUT: {n / total:,.0f} runs/s ({total:.3f} s for {n} runs)")
-    print("SQLite settings:")
+    print("store settings:")
     for k, v in store.settings.items():
         print(f"  {k}: {v}")
     print(f"  commits: one per trigger{' batch of ' + str(args.batch) if args.batch > 1 else ''}; "
           f"timeouts {engine.batch_size} per commit")
-    print(f"  python sqlite3 {sqlite3.sqlite_version}, database {db} ({db.stat().st_size / 1e6:.1f} MB)")
+    if args.store == "sqlite":
+        print(f"  python sqlite3 {sqlite3.sqlite_version}, database {db} ({db.stat().st_size / 1e6:.1f} MB)")
     engine.close()
 
 

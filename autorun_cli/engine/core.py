@@ -27,7 +27,7 @@ import socket
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
@@ -446,8 +446,9 @@ class Engine:
             pending_lease = self._soonest_lease_expiry() if settle > 0 else None
             soonest = min((t for t in (nd, pending_lease) if t is not None), default=None)
             if settle > 0 and soonest is not None and soonest - now <= settle:
-                self.clock.sleep(max(soonest - now, 0.0) + 0.001)
-                settle -= max(soonest - now, 0.0)
+                pause = max(soonest - now, 0.0) + 0.001
+                self.clock.sleep(pause)
+                settle -= pause
                 continue
             break
         return stats
@@ -888,7 +889,8 @@ class Engine:
             if job.body is not None and job.method != "GET":
                 kwargs["json"] = job.body
             resp = self._http.request(job.method, job.url, **kwargs)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
+            # Any failure to send is a failed attempt (retried per the step's policy).
             return False, None, f"{job.method} {job.url}: {type(exc).__name__}: {exc}"
         if 200 <= resp.status_code < 300:
             return True, f"{job.method} {job.url} → HTTP {resp.status_code}", None

@@ -14,7 +14,6 @@ import itertools
 import json
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from autorun_cli.engine.store import MESSAGE_COLUMNS, RUN_COLUMNS, STEP_COLUMNS, WAIT_COLUMNS, Store
 
