@@ -104,7 +104,7 @@ class Output:
             items = list(runs)
             count = len(items)
             if items:
-                self.out.print(runs_table(items, self.time_format))
+                self.out.print(runs_table(items, self.time_format, width=self.out.width))
         sys.stdout.flush()
         return count
 

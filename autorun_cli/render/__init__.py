@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from rich import box
@@ -20,7 +20,7 @@ from rich.text import Text
 
 from autorun_cli.model import Run, Step
 from autorun_cli.textsafe import clean, readable_info
-from autorun_cli.timeutil import fmt_time, human_duration
+from autorun_cli.timeutil import fmt_time, human_duration, parse_ts
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -47,27 +47,53 @@ def status_text(status: str | None) -> Text:
     return Text(f"{symbol} {status or 'unknown'}", style=style)
 
 
+def _short_iso(value: Any) -> str:
+    """ISO 8601 in UTC to the second: the human view's "iso" (JSON keeps the API's text)."""
+    dt = parse_ts(value)
+    if dt is None:
+        return clean(value)
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _offset(value: Any, start: datetime | None) -> str:
+    """``+1m30s`` from the run's start: how a timeline reads best."""
+    dt = parse_ts(value)
+    if dt is None or start is None:
+        return ""
+    ms = int(round((dt - start).total_seconds() * 1000))
+    return ("+" if ms >= 0 else "-") + (human_duration(abs(ms)) if ms else "0s")
+
+
+def _start(run: Run) -> datetime | None:
+    return parse_ts(run.started_at) or parse_ts(run.created_at) or parse_ts(run.trigger.occurred_at if run.trigger else None)
+
+
 def _t(value: Any, time_format: str, now: datetime | None) -> str:
+    if value is not None and time_format == "iso":
+        return _short_iso(value)
     return clean(fmt_time(value, time_format, now))
 
 
-def runs_table(runs: Iterable[Run], time_format: str = "iso", now: datetime | None = None) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
-    table.add_column("ID", no_wrap=True, overflow="fold")
+def runs_table(runs: Iterable[Run], time_format: str = "iso", now: datetime | None = None, width: int = 120) -> Table:
+    """One line per run. Narrow terminals drop TRIGGER (< 120 columns), then TOOK (< 100)."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), expand=False)
+    table.add_column("ID", no_wrap=True)
     table.add_column("STATUS", no_wrap=True)
-    table.add_column("NAME", overflow="fold", max_width=48)
-    table.add_column("TRIGGER", overflow="fold", max_width=28)
+    table.add_column("NAME", overflow="fold", min_width=12, max_width=48, ratio=2)
+    wide, medium = width >= 120, width >= 100
+    if wide:
+        table.add_column("TRIGGER", overflow="fold", min_width=8, max_width=28, ratio=1)
     table.add_column("CREATED", no_wrap=True)
-    table.add_column("DURATION", justify="right", no_wrap=True)
+    if medium:
+        table.add_column("TOOK", justify="right", no_wrap=True)
     for run in runs:
-        table.add_row(
-            safe(run.id, "bold"),
-            status_text(run.status),
-            safe(run.name),
-            safe(run.trigger.event if run.trigger else None),
-            Text(_t(run.created_at or run.started_at, time_format, now)),
-            Text(human_duration(run.duration_ms)),
-        )
+        cells: list[Text] = [safe(run.id, "bold"), status_text(run.status), safe(run.name)]
+        if wide:
+            cells.append(safe(run.trigger.event if run.trigger else None))
+        cells.append(Text(_t(run.created_at or run.started_at, time_format, now)))
+        if medium:
+            cells.append(Text(human_duration(run.duration_ms)))
+        table.add_row(*cells)
     return table
 
 
@@ -133,26 +159,26 @@ def step_label(step: Step) -> str:
 
 
 def steps_table(run: Run, time_format: str, now: datetime | None) -> Table:
+    start = _start(run)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Steps", title_justify="left", title_style="bold")
     table.add_column("#", justify="right", style="dim", no_wrap=True)
-    table.add_column("STEP", overflow="fold")
-    table.add_column("TYPE", overflow="fold", style="dim")
+    table.add_column("STEP", overflow="fold", min_width=12, max_width=36)
     table.add_column("STATUS", no_wrap=True)
-    table.add_column("STARTED", no_wrap=True)
+    table.add_column("AT", justify="right", no_wrap=True)
     table.add_column("TOOK", justify="right", no_wrap=True)
-    table.add_column("INFO", overflow="fold", ratio=1)
+    table.add_column("INFO", overflow="fold", ratio=1, min_width=16)
     for i, step in enumerate(run.steps, 1):
         label = safe(step_label(step))
-        if step.name and step.name != step_label(step):
-            label.append(" " + clean(step.name), style="dim")
         if step.attempt and step.attempt > 1:
-            label.append(f" (attempt {step.attempt})", style="dim")
+            label.append(f" #{step.attempt}", style="yellow")
+        second = [x for x in (step.name if step.name != step_label(step) else None, step.type) if x]
+        if second:
+            label.append("\n" + " · ".join(clean(x) for x in second), style="dim")
         table.add_row(
             str(i),
             label,
-            safe(step.type),
             status_text(step.status),
-            Text(_t(step.started_at, time_format, now)),
+            Text(_offset(step.started_at, start), style="dim"),
             Text(human_duration(step.duration_ms)),
             _step_detail(step),
         )
@@ -160,20 +186,21 @@ def steps_table(run: Run, time_format: str, now: datetime | None) -> Table:
 
 
 def waits_table(run: Run, time_format: str, now: datetime | None) -> Table:
+    start = _start(run)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Waits", title_justify="left", title_style="bold")
-    table.add_column("STEP", overflow="fold")
+    table.add_column("STEP", overflow="fold", min_width=14)
     table.add_column("EVENT", overflow="fold")
     table.add_column("STATUS", no_wrap=True)
     table.add_column("DEADLINE", no_wrap=True)
-    table.add_column("OUTCOME", overflow="fold")
+    table.add_column("OUTCOME", overflow="fold", ratio=1, min_width=16)
     for wait in run.waits:
         if wait.status == "received":
             by = wait.resumed_by_event or {}
-            outcome = Text(f"resumed {_t(wait.resumed_at, time_format, now)}")
+            outcome = Text(f"resumed {_offset(wait.resumed_at, start) or _t(wait.resumed_at, time_format, now)}")
             if by:
                 outcome.append(f" by {clean(by.get('event_name') or by.get('event') or '')} {clean(by.get('id') or '')}".rstrip(), style="dim")
         elif wait.status == "timed_out":
-            outcome = Text(f"timed out {_t(wait.timed_out_at or wait.timeout_at, time_format, now)}", style="red")
+            outcome = Text(f"timed out {_offset(wait.timed_out_at or wait.timeout_at, start) or _t(wait.timed_out_at or wait.timeout_at, time_format, now)}", style="red")
         else:
             outcome = Text("waiting", style="yellow")
         if wait.branch:
@@ -189,12 +216,13 @@ def waits_table(run: Run, time_format: str, now: datetime | None) -> Table:
 
 
 def messages_table(run: Run, time_format: str, now: datetime | None) -> Table:
+    start = _start(run)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Messages", title_justify="left", title_style="bold")
     table.add_column("CHANNEL", no_wrap=True)
     table.add_column("STEP", overflow="fold")
     table.add_column("TITLE", overflow="fold")
     table.add_column("STATUS", no_wrap=True)
-    table.add_column("SENT", no_wrap=True)
+    table.add_column("AT", justify="right", no_wrap=True)
     table.add_column("ID", overflow="fold", style="dim")
     for msg in run.messages:
         table.add_row(
@@ -202,7 +230,7 @@ def messages_table(run: Run, time_format: str, now: datetime | None) -> Table:
             safe(msg.step_key),
             safe(msg.title),
             safe(msg.status),
-            Text(_t(msg.created_at, time_format, now)),
+            Text(_offset(msg.created_at, start) or _t(msg.created_at, time_format, now), style="dim"),
             safe(msg.id),
         )
     return table
@@ -212,15 +240,16 @@ LEVEL_STYLE = {"error": "red", "warn": "yellow", "warning": "yellow", "debug": "
 
 
 def logs_table(run: Run, time_format: str, now: datetime | None) -> Table:
+    start = _start(run)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Logs", title_justify="left", title_style="bold")
-    table.add_column("TIME", no_wrap=True)
+    table.add_column("AT", justify="right", no_wrap=True)
     table.add_column("LEVEL", no_wrap=True)
     table.add_column("STEP", justify="right", no_wrap=True)
     table.add_column("MESSAGE", overflow="fold", ratio=1)
     for log in run.logs:
         level = (log.level or "").lower()
         table.add_row(
-            Text(_t(log.timestamp, time_format, now)),
+            Text(_offset(log.timestamp, start) or _t(log.timestamp, time_format, now), style="dim"),
             safe(log.level, LEVEL_STYLE.get(level, "")),
             "" if log.step_index is None else str(log.step_index + 1),
             safe(log.message),
