@@ -61,3 +61,22 @@ def test_crash_at_every_commit_point_then_resume(tmp_path: Path) -> None:
             _check(db, server, f"crash at hook {n}: {label}")
     finally:
         server.stop()
+
+
+def test_crash_again_while_recovering(tmp_path: Path) -> None:
+    """Killed during an HTTP step, then killed again while taking the run over."""
+    server = HookServer(fail_first=1)
+    server.start()
+    try:
+        record = tmp_path / "labels.txt"
+        assert _spawn(tmp_path / "clean.db", server.url, 0, record) == 0
+        labels = record.read_text().split("\n")
+        first = labels.index("before_commit:http_result") + 1
+        for second in range(1, 5):
+            server.requests.clear()
+            db = tmp_path / f"twice{second}.db"
+            assert _spawn(db, server.url, first) == scenario.CRASH_EXIT
+            assert _spawn(db, server.url, second) == scenario.CRASH_EXIT
+            _check(db, server, f"crash at hook {first}, then at hook {second} of the recovery")
+    finally:
+        server.stop()

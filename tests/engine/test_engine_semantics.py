@@ -112,14 +112,17 @@ def test_event_after_deadline_loses_even_before_the_scheduler_ran(tmp_path: Path
     assert e.work().timers_fired == 0  # the timer went with the wait
 
 
-def test_event_and_timeout_racing_from_two_threads_resolve_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("event_lead", [0.001, 0.0], ids=["event-1ms-before-deadline", "same-instant"])
+def test_event_and_timeout_racing_from_two_threads_resolve_once(tmp_path: Path, event_lead: float) -> None:
     db = tmp_path / "e.db"
     setup = receipt_engine(db)
-    runs = [setup.trigger("order.completed", order(i))[0] for i in range(20)]
-    deadline = T0 + HALF_HOUR
-    # One engine sends the events a millisecond before the deadline, the other
-    # fires the timers at the deadline; both go at once.
-    sender, worker = engine_at(db, deadline - 0.001), engine_at(db, deadline, batch_size=1)
+    runs = []
+    for i in range(20):  # run i's deadline is T0 + 30m + i s
+        setup.clock.set(T0 + i)
+        runs.append(setup.trigger("order.completed", order(i))[0])
+    # Round i: one thread delivers run i's event just before (or at) its deadline,
+    # the other fires due timers at the deadline; a barrier starts both together.
+    sender, worker = engine_at(db), engine_at(db)
     barrier = threading.Barrier(2)
     resumed: list[str] = []
     fired: list[int] = []
@@ -127,16 +130,19 @@ def test_event_and_timeout_racing_from_two_threads_resolve_once(tmp_path: Path) 
 
     def send() -> None:
         try:
-            barrier.wait()
             for i in range(20):
+                sender.clock.set(T0 + HALF_HOUR + i - event_lead)
+                barrier.wait()
                 resumed.extend(sender.send_event("email.opened", {"email": f"c{i}@example.com"}))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
     def work() -> None:
         try:
-            barrier.wait()
-            fired.append(worker.work().timers_fired)
+            for i in range(20):
+                worker.clock.set(T0 + HALF_HOUR + i)
+                barrier.wait()
+                fired.append(worker.work().timers_fired)
         except BaseException as exc:  # pragma: no cover
             errors.append(exc)
 
@@ -162,6 +168,9 @@ def test_event_and_timeout_racing_from_two_threads_resolve_once(tmp_path: Path) 
         assert [s["key"] for s in run["steps"]].count("wait_for_open") == 1
     assert received + timed_out == 20
     assert received == len(resumed)
+    assert sum(fired) <= timed_out  # a timeout is fired by the worker or, at the deadline, by the event
+    if event_lead == 0.0:
+        assert timed_out == 20  # at the deadline itself the timeout wins, whoever gets the lock
     assert setup.store.count_timers() == 0
 
 
