@@ -33,9 +33,11 @@ Engine API (every error is an ``autorun_cli.errors.AutorunError``)
 ``definitions(all_versions=False) -> list[dict]``, ``definition(id, version=None) -> dict``
     (id, version, name, trigger, digest, loaded_at, source_path, source TOML, spec,
     identity, steps [{key, type, name}]); ``definition_model(id, version=None) -> Definition``.
-``trigger(event, payload=None, *, event_id=None, occurred_at=None, automation=None) -> Dispatch``
-    One run per automation triggered by ``event``; same ``event_id`` again → empty,
-    ``.duplicate`` True. Runs execute as far as they can at once.
+``trigger(event, payload=None, *, event_id=None, occurred_at=None, automation=None, identity=None) -> Dispatch``
+    One run per automation triggered by ``event`` (or just ``automation``); same
+    ``event_id`` again → empty, ``.duplicate`` True. Runs execute as far as they can at
+    once. ``identity`` sets the identity value instead of resolving it from the payload.
+    An event no automation listens to is not recorded (empty, not a duplicate).
 ``send_event(event, payload=None, *, event_id=None, identity=None, occurred_at=None) -> Dispatch``
     Resumes matching waits (payload field ``match.field`` equal to the expected
     value, or ``identity=`` for identity-matched waits). Duplicate ``event_id`` → empty.
@@ -55,6 +57,23 @@ Engine API (every error is an ``autorun_cli.errors.AutorunError``)
 ids=None, event_id=None, sort="-created_at", limit=None, offset=0, full=False) -> list[dict]``
     ``sort``: created_at, updated_at, status, name, started_at, finished_at, ``-`` for descending.
 ``count_runs() -> {status: n}``, ``outbox(run_id=None) -> list[message]``, ``event(event_id) -> dict | None``.
+
+Definitions: see :mod:`autorun_cli.engine.definition` for the TOML format (step types
+send_email_template, send_push_template, send_sms, http_request, delay,
+wait_for_event, condition, fail; ``retry = {attempts, backoff, factor}`` per step);
+``load_definition(path)``, ``load_definitions(file_or_dir)``, ``parse_toml(text)``,
+``validate(dict)`` raise UsageError (exit 2) naming the file and ``steps[i].field``.
+
+Replay recipe (issue 4)::
+
+    engine = Engine.memory(VirtualClock(recorded_start), sandbox=True)
+    engine.load(definition)                                   # a Definition or a path
+    [run_id] = engine.trigger(event, payload, identity=recorded_identity,
+                              automation=definition.id, event_id=recorded_trigger_id)
+    engine.advance_to(recorded_start + offset)                # timers fire at their due times
+    engine.send_event(name, payload, identity=recorded_identity, event_id=recorded_event_id)
+    engine.advance_to(end)  # or: while engine.next_due(): engine.advance_to(engine.next_due())
+    replayed = engine.get_run(run_id)
 
 Run dict (timestamps ISO 8601 UTC with ``+00:00``; missing values ``None``)::
 

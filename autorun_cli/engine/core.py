@@ -327,11 +327,14 @@ class Engine:
 
     # -- triggers and events ---------------------------------------------------
     def trigger(self, event: str, payload: dict[str, Any] | None = None, *, event_id: str | None = None,
-                occurred_at: str | None = None, automation: str | None = None) -> Dispatch:
+                occurred_at: str | None = None, automation: str | None = None,
+                identity: str | None = None) -> Dispatch:
         """Start one run per automation whose trigger is ``event`` (only ``automation``
         if given). The same ``event_id`` twice starts nothing new (``.duplicate`` is
         then True). An event no automation listens to is not recorded: the result is
-        empty and not a duplicate, and the same ID can start runs once one is loaded."""
+        empty and not a duplicate, and the same ID can start runs once one is loaded.
+        ``identity`` gives the run's identity value directly (replay: a recorded run's
+        resolved identity) instead of resolving it from the payload."""
         payload = payload if payload is not None else {}
         if not isinstance(payload, dict):
             raise UsageError("a trigger payload must be a JSON object", hint='e.g. --payload \'{"order_id": "ord_1"}\'')
@@ -352,7 +355,7 @@ class Engine:
                 return Dispatch([], event_id=eid, duplicate=True)
             for def_id, version in targets:
                 run = self._new_run(self._def(def_id, version), version, event, eid, payload,
-                                    occurred_at or iso(now), now)
+                                    occurred_at or iso(now), now, identity)
                 self._advance(run)
                 started.append(run.id)
             # The runs a trigger started are found by runs.trigger_event_id.
@@ -645,7 +648,7 @@ class Engine:
 
     # -- execution ----------------------------------------------------------------
     def _new_run(self, defn: Definition, version: int, event: str, event_id: str, payload: dict,
-                 occurred_at: str, now: float) -> _Run:
+                 occurred_at: str, now: float, identity: str | None = None) -> _Run:
         run = _Run()
         run.id = new_id("run", now)
         run.definition_id = defn.id
@@ -660,7 +663,7 @@ class Engine:
         run.trigger_payload = None
         run.trigger_occurred_at = occurred_at
         run.identity_type = defn.identity.type
-        value = dig(payload, defn.identity.from_)
+        value = identity if identity is not None else dig(payload, defn.identity.from_)
         run.identity_value = None if value is None else str(value)
         run.last = None
         run.last_event = None

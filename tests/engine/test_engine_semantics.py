@@ -432,3 +432,19 @@ def test_trigger_nobody_listens_to_is_not_consumed(tmp_path: Path) -> None:
     assert len(e.trigger("order.completed", order(1), event_id="evt_early")) == 1
     assert e.trigger("order.completed", order(1), event_id="evt_early").duplicate
     assert e.trigger("order.completed", order(1), automation="other") == []
+
+
+def test_replay_style_run_with_a_given_identity(tmp_path: Path) -> None:
+    """The Sendrealm example: payload without the identity, open after 90 s, sandboxed."""
+    e = Engine.memory(engine_helpers.VirtualClock("2026-06-08T14:15:00Z"), sandbox=True)
+    e.load(parse_toml(engine_helpers.RECEIPT))
+    [r] = e.trigger("order.completed", {"order_id": "ord_123"}, identity="olivia@example.com",
+                    event_id="evt_123", automation="order_receipt")
+    e.advance_to("2026-06-08T14:16:30Z")
+    assert e.send_event("email.opened", {}, identity="olivia@example.com", event_id="evt_124") == [r]
+    run = e.get_run(r)
+    assert run["identity"]["value"] == "olivia@example.com"
+    assert run["waits"][0]["resumed_at"] == "2026-06-08T14:16:30.000+00:00"
+    assert [(s["key"], s["status"], s["branch"]) for s in run["steps"]] == [
+        ("send_receipt", "completed", None), ("wait_for_open", "completed", "received"),
+        ("send_push", "completed", None)]
