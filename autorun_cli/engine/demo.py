@@ -5,11 +5,13 @@ was opened), waiting (a receipt nobody has opened yet, 30 minutes to go), timed 
 (a receipt nobody opened) and failed (a webhook whose endpoint refuses connections,
 after 3 attempts).
 
-The timed-out receipt is honest about time: it is started by an engine on a
-:class:`VirtualClock` set 31 minutes in the past, on the same store, which then
-moves its clock forward to now and so fires the 30-minute timeout at its due time.
-Its timeline therefore shows a run that began 31 minutes ago; nothing waits 30
-real minutes.
+The receipts are honest about time: the timed-out one is started by an engine on
+a :class:`VirtualClock` set 31 minutes in the past, on the same store, which then
+moves its clock forward to now and so fires the 30-minute timeout at its due time;
+its timeline shows a run that began 31 minutes ago, and nothing waits 30 real
+minutes. The opened one is started 5 minutes in the past the same way and its open
+event is delivered 90 seconds after the receipt (as in the Sendrealm example). Each
+run's ``note`` says so.
 
 Every trigger and event has a fixed ID, so a second demo starts nothing new and
 sends nothing twice; it just reports the same runs (the waiting receipt will have
@@ -26,6 +28,7 @@ from autorun_cli.engine.clock import VirtualClock
 from autorun_cli.engine.core import Engine
 
 BACKDATE_SECONDS = 31 * 60
+OPENED_STARTED_AGO = 5 * 60
 
 
 def demo_dir() -> Path:
@@ -47,6 +50,12 @@ _TRIGGERS: list[tuple[str, str, str, str, dict[str, Any]]] = [
 ]
 
 
+NOTES = {
+    "receipt, opened": f"started on a virtual clock {OPENED_STARTED_AGO // 60} minutes in the past, opened 90 s later",
+    "receipt, never opened": f"started on a virtual clock {BACKDATE_SECONDS // 60} minutes in the past",
+}
+
+
 def run_demo(engine: Engine, *, settle: float = 10.0) -> dict[str, Any]:
     """Load the demo automations into ``engine`` and produce the demo runs.
 
@@ -62,18 +71,26 @@ def run_demo(engine: Engine, *, settle: float = 10.0) -> dict[str, Any]:
         _, _, event, event_id, payload = by_label[label]
         new.update(eng.trigger(event, payload, event_id=event_id))
 
-    trigger("welcome pack", engine)
-    trigger("receipt, opened", engine)
-    engine.send_event("email.opened", {"email": "olivia@example.com"}, event_id="demo-open-1001")
-    trigger("receipt, not opened yet", engine)
-
-    # A second engine on the same store, on a clock 31 minutes behind: its run
-    # starts in the past, and moving its clock to now fires the timeout on time.
     now = engine.clock.time()
-    past = Engine(engine.store, VirtualClock(now - BACKDATE_SECONDS), sandbox=engine.sandbox, owner=engine.owner)
+
+    def in_the_past(seconds_ago: float) -> Engine:
+        # A second engine on the same store whose clock is behind: its runs start in
+        # the past, and moving its clock forward fires their timers at their due times.
+        return Engine(engine.store, VirtualClock(now - seconds_ago), sandbox=engine.sandbox, owner=engine.owner)
+
+    trigger("welcome pack", engine)
+
+    # Like the Sendrealm example: the receipt is opened a minute and a half after it was sent.
+    past = in_the_past(OPENED_STARTED_AGO)
+    trigger("receipt, opened", past)
+    past.advance_to(now - OPENED_STARTED_AGO + 90)
+    past.send_event("email.opened", {"email": "olivia@example.com"}, event_id="demo-open-1001")
+
+    past = in_the_past(BACKDATE_SECONDS)
     trigger("receipt, never opened", past)
     past.advance_to(now)
 
+    trigger("receipt, not opened yet", engine)
     trigger("invoice webhook", engine)
     engine.work(settle=settle)  # the webhook's retries are due within a second
 
@@ -83,8 +100,7 @@ def run_demo(engine: Engine, *, settle: float = 10.0) -> dict[str, Any]:
             runs.append({
                 "label": label, "run_id": r["id"], "automation_id": r["automation_id"],
                 "status": r["status"], "expected": expected, "new": r["id"] in new,
-                "note": (f"started on a virtual clock {BACKDATE_SECONDS // 60} minutes in the past"
-                         if label == "receipt, never opened" else None),
+                "note": NOTES.get(label),
             })
     return {
         "definitions": [{"id": x.id, "version": x.version, "created": x.created} for x in loaded],
