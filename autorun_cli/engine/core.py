@@ -358,7 +358,7 @@ class Engine:
                                     occurred_at or iso(now), now, identity)
                 self._advance(run)
                 started.append(run.id)
-            # The runs a trigger started are found by runs.trigger_event_id.
+            self.store.set_event_runs(eid, started)  # same page as the event: no extra write
         self._drain()
         return Dispatch(started, event_id=eid)
 
@@ -941,8 +941,7 @@ class Engine:
             "id": row["id"], "kind": row["kind"], "event": row["name"],
             "payload": json.loads(row["payload"]) if row["payload"] else {},
             "identity": row["identity"], "occurred_at": row["occurred_at"], "received_at": iso(row["received_at"]),
-            "run_ids": (json.loads(row["run_ids"]) if row["run_ids"] else []) if row["kind"] == "event"
-            else [r["id"] for r in self.store.query_runs(event_id=event_id, sort="created_at")],
+            "run_ids": json.loads(row["run_ids"]) if row["run_ids"] else [],
         }
 
     def _run_dict(self, row: dict, *, full: bool) -> dict[str, Any]:

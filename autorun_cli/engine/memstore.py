@@ -150,7 +150,7 @@ class MemoryStore(Store):
             if ids and r["id"] not in ids:
                 continue
             if event_id and r["trigger_event_id"] != event_id:
-                continue
+                continue  # (SQLite goes through events.run_ids: the same runs)
             out.append((seq, r))
         field = sort.lstrip("+-")
         field = field if field in _SORTABLE else "created_at"

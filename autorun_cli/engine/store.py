@@ -53,8 +53,6 @@ CREATE TABLE IF NOT EXISTS runs (
   last_event TEXT, created_at REAL NOT NULL, updated_at REAL, started_at REAL,
   finished_at REAL, error_message TEXT, error_step TEXT, error_detail TEXT);
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
-CREATE INDEX IF NOT EXISTS runs_event ON runs(trigger_event_id);
 CREATE TABLE IF NOT EXISTS steps (
   id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, key TEXT NOT NULL, type TEXT, name TEXT,
   step_index INTEGER, attempt INTEGER, status TEXT NOT NULL, started_at REAL,
@@ -74,12 +72,11 @@ CREATE INDEX IF NOT EXISTS timers_due ON timers(due_at);
 CREATE INDEX IF NOT EXISTS timers_run ON timers(run_id);
 CREATE TABLE IF NOT EXISTS events (
   id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, payload TEXT, identity TEXT,
-  occurred_at TEXT, received_at REAL NOT NULL, run_ids TEXT);
+  occurred_at TEXT, received_at REAL NOT NULL, run_ids TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
-  id TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL,
+  id TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL,
   step_key TEXT, channel TEXT, recipient TEXT, title TEXT, body TEXT, template TEXT,
   status TEXT, created_at REAL, detail TEXT);
-CREATE INDEX IF NOT EXISTS outbox_run ON outbox(run_id);
 CREATE TABLE IF NOT EXISTS logs (
   id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, ts REAL NOT NULL, level TEXT, message TEXT,
   step_key TEXT, step_index INTEGER);
@@ -407,7 +404,8 @@ class SQLiteStore(Store):
             where.append(f"id IN ({', '.join('?' * len(ids))})")
             args += list(ids)
         if event_id:
-            where.append("trigger_event_id = ?")
+            # events.run_ids lists the runs an event started (no index on runs for it)
+            where.append("id IN (SELECT value FROM json_each((SELECT run_ids FROM events WHERE id = ?)))")
             args.append(event_id)
         field = sort.lstrip("+-")
         column = _SORTS.get(field, "created_at")
@@ -525,7 +523,13 @@ class SQLiteStore(Store):
     def messages(self, run_id: str | None = None) -> list[dict]:
         if run_id is None:
             return self._all("SELECT * FROM outbox ORDER BY created_at, rowid")
-        return self._all("SELECT * FROM outbox WHERE run_id = ? ORDER BY created_at, rowid", (run_id,))
+        # Keys are "<run id>:<step key>", so the unique index on them finds a run's
+        # messages (one index fewer to write on every message).
+        return self._all(
+            "SELECT * FROM outbox WHERE idempotency_key > ? AND idempotency_key < ? AND run_id = ? "
+            "ORDER BY created_at, rowid",
+            (run_id + ":", run_id + ";", run_id),
+        )
 
     # -- logs -----------------------------------------------------------------
     def add_log(self, run_id, ts, level, message, step_key, step_index) -> None:
