@@ -119,11 +119,12 @@ def root(
 
 def _register() -> None:
     # Command modules import only typer and the options at module level.
-    from autorun_cli.cli.commands import completion, config_cmd, events, follow, local_engine, runs
+    from autorun_cli.cli.commands import completion, config_cmd, events, follow, local_engine, replay, runs
 
     local_engine.register_demo(app)
     runs.register(app)
     follow.register(app)
+    replay.register(app)
     local_engine.register(app)
     events.register(app)
     app.add_typer(config_cmd.app, name="config")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from autorun_cli.model import Identity, LogEntry, Message, Run, RunError, Step, Trigger, Wait
 from autorun_cli.providers.base import EventRequest, ListQuery, Provider, Settings
-from autorun_cli.status import RETRYABLE
+from autorun_cli.status import RETRYABLE, WAIT_STATUSES
 
 if TYPE_CHECKING:
     from autorun_cli.engine import Engine
@@ -69,7 +69,9 @@ def map_run(doc: dict[str, Any]) -> Run:
                 id=w.get("id"),
                 step_key=w.get("step_key"),
                 event=w.get("event"),
-                status=w.get("status") or "waiting",
+                # The contract knows waiting/received/timed_out; the engine also
+                # marks the waits of cancelled runs "cancelled".
+                status=w.get("status") if w.get("status") in WAIT_STATUSES else "unknown",
                 timeout_at=w.get("timeout_at"),
                 resumed_at=w.get("resumed_at"),
                 timed_out_at=w.get("timed_out_at"),
@@ -138,6 +140,8 @@ class LocalProvider(Provider):
                 sort=query.sort,
                 limit=size,
                 offset=offset,
+                # Full runs, so `list -o ndjson` carries the timeline like `show` does.
+                full=True,
             )
             for doc in page:
                 yield map_run(doc)

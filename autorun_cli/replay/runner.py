@@ -1,0 +1,130 @@
+"""Re-execute recorded runs on the local engine, on a virtual clock, in a sandbox.
+
+One in-memory engine serves every run of a replay: the definition is loaded once,
+and for each recorded run the clock is set to the recorded start, the run is
+triggered with the recorded payload and identity, the recorded inbound events are
+injected at their recorded offsets, and the clock is moved on until nothing is due.
+A 30-minute wait costs no real time, and nothing leaves the machine (``sandbox``:
+HTTP steps are recorded, not sent).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from autorun_cli.errors import UsageError
+from autorun_cli.replay.compare import Report, compare
+from autorun_cli.replay.source import ReplayInput, replay_input
+from autorun_cli.status import TERMINAL
+from autorun_cli.timeutil import parse_ts
+
+if TYPE_CHECKING:
+    from autorun_cli.engine import Definition, Engine
+    from autorun_cli.model import Run
+
+# A run whose timers keep firing past this horizon is reported as it stands then.
+HORIZON_S = 366 * 86400
+MAX_TIMERS = 10_000
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    cur = data
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[part] = nxt
+        cur = nxt
+    cur.setdefault(parts[-1], value)
+
+
+class Replayer:
+    """Replays runs against one definition. Not thread-safe; cheap per run."""
+
+    def __init__(self, definition: Definition):
+        from autorun_cli.engine import Engine, VirtualClock
+
+        self.definition = definition
+        self.clock = VirtualClock(0)
+        self.engine: Engine = Engine.memory(self.clock, sandbox=True)
+        self.engine.load(definition)
+        self._waits = {s.key: s for s in definition.steps if s.type == "wait_for_event"}
+        self._count = 0
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> Replayer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _event_payload(self, inp: ReplayInput, step_key: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        """The recorded event's payload, plus the field the wait matches on when the
+        vendor's record left it out (it records *that* the event matched, not how)."""
+        body = copy.deepcopy(payload)
+        wait = self._waits.get(step_key or "")
+        if wait is not None and inp.identity_value is not None and wait.match.equals == "identity":
+            _set_path(body, wait.match.field or self.definition.identity.from_, inp.identity_value)
+        return body
+
+    def replay(self, recorded: Run) -> Report:
+        from autorun_cli.providers.local import map_run
+        from autorun_cli.timeutil import iso
+
+        inp = replay_input(recorded)
+        event = inp.trigger_event or self.definition.trigger
+        if event != self.definition.trigger:
+            # The recorded trigger is kept as data; the definition decides what starts it.
+            event = self.definition.trigger
+        payload = copy.deepcopy(inp.payload) if isinstance(inp.payload, dict) else {}
+        if inp.identity_value is not None:
+            _set_path(payload, self.definition.identity.from_, inp.identity_value)
+        t0 = inp.started_at.timestamp()
+        self._count += 1
+        self.clock.set(t0)
+        dispatch = self.engine.trigger(event, payload, event_id=f"replay-{self._count}-{recorded.id}", occurred_at=iso(inp.started_at))
+        if not dispatch:
+            raise UsageError(
+                f"automation {self.definition.id!r} started no run for {recorded.id}",
+                hint=f"its trigger is {self.definition.trigger!r}; check --definition",
+            )
+        run_id = dispatch[0]
+        for n, ev in enumerate(inp.events):
+            self.engine.advance_to(t0 + ev.offset_s)
+            self.engine.send_event(
+                ev.event,
+                self._event_payload(inp, ev.step_key, ev.payload),
+                event_id=f"replay-{self._count}-{n}-{ev.event_id or ''}",
+                identity=inp.identity_value,
+                occurred_at=iso(datetime.fromtimestamp(t0 + ev.offset_s, timezone.utc)),
+            )
+        # A recorded run that had ended is replayed to its end; one that had not is
+        # replayed only up to when it was recorded (a wait still open then stays open).
+        horizon = t0 + HORIZON_S
+        if recorded.status not in TERMINAL:
+            seen = parse_ts(recorded.updated_at) or parse_ts(recorded.finished_at)
+            if seen is not None:
+                horizon = max(t0, seen.timestamp())
+        fired = 0
+        due = None
+        while fired < MAX_TIMERS:
+            due = self.engine.next_due()
+            if due is None or due.timestamp() > horizon:
+                break
+            self.engine.advance_to(due)
+            fired += 1
+        replayed = map_run(self.engine.get_run(run_id))
+        report = compare(recorded, replayed)
+        if fired >= MAX_TIMERS or (due is not None and due.timestamp() - t0 > HORIZON_S and recorded.status in TERMINAL):
+            report.notes.append("stopped moving the clock: timers were still due a year after the start")
+        return report
+
+
+def replay_runs(recorded: list[Run], definition: Definition) -> list[Report]:
+    with Replayer(definition) as replayer:
+        return [replayer.replay(run) for run in recorded]
