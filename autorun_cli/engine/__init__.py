@@ -120,17 +120,38 @@ Guarantees (tests/engine prove them):
   dead holder's run (expired lease, or a dead pid on this host) is taken over.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from autorun_cli.engine.clock import Clock, RealClock, VirtualClock
 from autorun_cli.engine.core import Dispatch, Engine, LoadResult, WorkStats, default_home
-from autorun_cli.engine.definition import (
-    Definition,
-    load_definition,
-    load_definitions,
-    parse_toml,
-    validate,
-)
-from autorun_cli.engine.memstore import MemoryStore
 from autorun_cli.engine.store import SQLiteStore, Store
+
+if TYPE_CHECKING:
+    from autorun_cli.engine.definition import Definition, load_definition, load_definitions, parse_toml, validate
+    from autorun_cli.engine.memstore import MemoryStore
+
+# Loaded on first use: reading runs (`autorun show`) needs neither the definition
+# models (pydantic) nor the in-memory store, and start-up time matters.
+_LAZY = {
+    "Definition": "autorun_cli.engine.definition",
+    "load_definition": "autorun_cli.engine.definition",
+    "load_definitions": "autorun_cli.engine.definition",
+    "parse_toml": "autorun_cli.engine.definition",
+    "validate": "autorun_cli.engine.definition",
+    "MemoryStore": "autorun_cli.engine.memstore",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autorun_cli.engine' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Clock",

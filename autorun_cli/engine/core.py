@@ -30,13 +30,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from autorun_cli.engine.clock import Clock, RealClock, _to_epoch
-from autorun_cli.engine.definition import Definition, from_spec, load_definitions
 from autorun_cli.engine.store import RUN_COLUMNS, SQLiteStore, Store
 from autorun_cli.engine.util import compare, dig, iso, new_id, render, render_any
 from autorun_cli.errors import NotAllowedError, NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    # Imported where used: reading runs needs no definition models (start-up time).
+    from autorun_cli.engine.definition import Definition
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out", "skipped"})
 RETRYABLE = frozenset({"failed", "cancelled", "timed_out"})
@@ -239,6 +242,8 @@ class Engine:
         """Store definitions (a file, a folder, or parsed ones). Loading an unchanged
         definition again stores nothing; a changed one becomes a new version, which
         new runs use while existing runs keep the version they started on."""
+        from autorun_cli.engine.definition import Definition, load_definitions
+
         if isinstance(source, (str, Path)):
             defs = load_definitions(source)
         elif isinstance(source, Definition):
@@ -321,6 +326,8 @@ class Engine:
             if row is None:
                 raise NotFoundError(f"automation {def_id!r} version {version} is not in the store",
                                     hint="load it again with `autorun automations load FILE`")
+            from autorun_cli.engine.definition import from_spec
+
             d = from_spec(json.loads(row["spec"]))
             self._defs[(def_id, version)] = d
         return d
@@ -982,12 +989,19 @@ class Engine:
         ]
         lease = self.store.get_lease(run_id)
         out["lease"] = {"owner": lease["owner"], "expires_at": iso(lease["expires_at"])} if lease else None
-        try:
-            defn = self._def(row["definition_id"], row["definition_version"])
-            out["definition_steps"] = [{"key": s.key, "type": s.type, "name": s.name} for s in defn.steps]
-        except NotFoundError:
-            out["definition_steps"] = []
+        out["definition_steps"] = self._definition_steps(row["definition_id"], row["definition_version"])
         return out
+
+    def _definition_steps(self, def_id: str, version: int) -> list[dict[str, Any]]:
+        """The automation's steps from its stored spec, read as plain JSON: showing
+        a run must not pay for building the pydantic definition models."""
+        key = (def_id, version)
+        if key in self._defs:
+            return [{"key": s.key, "type": s.type, "name": s.name} for s in self._defs[key].steps]
+        row = self.store.get_definition(def_id, version)
+        if row is None:
+            return []
+        return [{"key": s.get("key"), "type": s.get("type"), "name": s.get("name")} for s in json.loads(row["spec"]).get("steps", [])]
 
 
 def _step_dict(s: dict) -> dict[str, Any]:
