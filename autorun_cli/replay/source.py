@@ -129,9 +129,11 @@ class ReplayInput:
 
 
 def replay_input(run: Run) -> ReplayInput:
+    # When the run started, not when its event says it happened: a backfilled event
+    # (`trigger --occurred-at`) starts its run later, and the waits count from then.
     t0 = (
-        parse_ts(run.trigger.occurred_at if run.trigger else None)
-        or parse_ts(run.started_at)
+        parse_ts(run.started_at)
+        or parse_ts(run.trigger.occurred_at if run.trigger else None)
         or parse_ts(run.created_at)
         or datetime(2026, 1, 1, tzinfo=timezone.utc)
     )
