@@ -583,6 +583,21 @@ def test_replay_local_runs_use_their_stored_version(isolated):
     assert "diverged" in diverged.stderr
 
 
+def test_replay_local_run_whose_event_occurred_earlier(isolated):
+    """A backfilled trigger (--occurred-at a month ago) starts its run now: the replay
+    must start the clock when the run started, not when the event says it happened,
+    or the 30-minute wait would already be over when the recorded ack arrives."""
+    ok("automations", "load", SHIPPING)
+    payload = json.dumps({"order_id": "o-6", "customer": {"email": "kim@example.com"}})
+    [run_id] = as_json("trigger", "order.shipped", "--payload", payload, "--id", "evt-old",
+                       "--occurred-at", "2026-01-01T00:00:00Z")["runs"]
+    ok("events", "send", "shipment.acked", "--payload", '{"email": "kim@example.com"}', "--id", "ack-old")
+    run = run_json(run_id)
+    assert run["status"] == "completed" and run["trigger"]["occurred_at"] == "2026-01-01T00:00:00Z"
+    report = as_json("replay", run_id)
+    assert report["match"] is True, report["first_divergence"]
+
+
 def test_replay_sendrealm_seed_against_definitions():
     match = invoke("replay", SEED_RUN, "--definition", REPLAY_DEF)
     assert match.exit_code == 0, (match.stdout, match.stderr)
