@@ -407,6 +407,9 @@ def retry_cmd(
             else:
                 message = f"run {rid} is {run.status}; only failed, cancelled or timed-out runs are retried"
                 hint = f"pass --force to retry it anyway (`autorun retry {rid} --force`)"
+                if provider.name == "local" and run.status == "completed":
+                    # The engine refuses even --force: a completed run has nothing left to resume.
+                    hint = "a completed local run has nothing left to resume; start a new one with `autorun trigger EVENT`"
             raise NotAllowedError(message, hint=hint, code="not_retryable")
         new = provider.retry(run)
         mode = s.out.mode
