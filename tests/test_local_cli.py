@@ -530,6 +530,8 @@ def test_retry_refuses_completed_and_waiting_runs(isolated):
     assert run_json(run_id)["status"] == "completed"
     done = fails(4, "retry", run_id)
     assert f"run {run_id} is completed" in done.stderr
+    # The hint does not send the user to --force, which the engine refuses too.
+    assert "--force" not in done.stderr and "autorun trigger" in done.stderr
     # A completed local run has nothing left to resume, even with --force.
     forced_done = fails(4, "retry", run_id, "--force")
     assert "completed" in forced_done.stderr
