@@ -217,6 +217,22 @@ def test_show_unknown_and_malformed_ids(demo_home):
     assert "malformed run ID" in bad.stderr
 
 
+def test_show_several_ids_and_list_filters_by_automation_and_time(demo_home):
+    ids = [r["run_id"] for r in demo_home["runs"]]
+    shown = as_json("show", ids[0], ids[-1])
+    assert [r["id"] for r in shown] == [ids[0], ids[-1]]
+    receipts = as_json("list", "--automation", "order_receipt")
+    assert len(receipts) == 3 and {r["automation_id"] for r in receipts} == {"order_receipt"}
+    # The never-opened receipt started 31 minutes ago (the demo's virtual clock).
+    recent = as_json("list", "--since", "10m")
+    timed_out = next(r["run_id"] for r in demo_home["runs"] if r["status"] == "timed_out")
+    assert len(recent) == 4 and timed_out not in {r["id"] for r in recent}
+    run = run_json(timed_out)
+    [wait] = run["waits"]
+    assert (wait["status"], wait["timed_out_at"] is not None, wait["resumed_at"]) == ("timed_out", True, None)
+    assert run["duration_ms"] == 30 * 60 * 1000
+
+
 # -- automations --------------------------------------------------------------------
 
 def test_automations_load_versions_and_unchanged(isolated):
@@ -339,6 +355,19 @@ def test_trigger_unknown_event_and_bad_payload(isolated):
     assert len(trigger("order.shipped", {"order_id": "o", "customer": {"email": "c@example.com"}}, "evt-y")) == 1
 
 
+def test_trigger_with_nothing_loaded_and_missing_identity(isolated):
+    nothing = fails(3, "trigger", "order.shipped", "--payload", "{}")
+    assert "automations load" in nothing.stderr
+    ok("automations", "load", SHIPPING)
+    [run_id] = trigger("order.shipped", {"order_id": "o-7"}, "evt-noid")
+    run = run_json(run_id)
+    assert run["status"] == "failed"
+    assert "the payload has no customer.email" in run["error"]["message"]
+    assert run["messages"] == []
+    table = ok("show", run_id, env=WIDE)
+    assert "customer.email" in table.stdout
+
+
 # -- events send ----------------------------------------------------------------------
 
 def test_events_send_resumes_a_waiting_run_once(isolated):
@@ -372,6 +401,18 @@ def test_events_send_resumes_the_demo_waiting_receipt(demo_home):
     sent = ok("events", "send", "email.opened", "--payload", json.dumps({"email": identity}), "--id", "open-1002")
     assert sent.stdout.split() == [waiting["run_id"]]
     assert run_json(waiting["run_id"])["status"] == "completed"
+
+
+def test_events_send_by_email_with_a_generated_key(isolated):
+    ok("automations", "load", SHIPPING)
+    [run_id] = trigger("order.shipped", {"order_id": "o-8", "customer": {"email": "lee@example.com"}}, "evt-e")
+    sent = ok("events", "send", "shipment.acked", "--email", "lee@example.com")
+    assert sent.stdout.split() == [run_id]
+    assert "idempotency key: autorun-" in sent.stderr
+    run = run_json(run_id)
+    assert run["status"] == "completed"
+    key = sent.stderr.split("idempotency key: ")[1].split()[0]
+    assert run["waits"][0]["resumed_by_event"]["id"] == key
 
 
 # -- engine work and real timers -------------------------------------------------------
@@ -430,6 +471,32 @@ def test_retry_failed_run_does_not_resend_completed_steps(isolated):
     assert any("retried from step give_up" in entry["message"] for entry in after["logs"])
 
 
+def test_retry_wait_follows_the_retried_run(isolated, monkeypatch):
+    from autorun_cli.cli.commands import follow
+
+    monkeypatch.setattr(follow, "sleep", time.sleep)
+    ok("automations", "load", ALWAYS_FAILS)
+    [run_id] = trigger("doomed.started", {"email": "max@example.com"}, "doom-w")
+    result = invoke("retry", run_id, "--wait", "--interval", "0.1", "--timeout", "10")
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stdout.splitlines()[0] == run_id
+    assert f"run {run_id} ended failed: step give_up failed: the payload asked for a failure" in result.stderr
+    doc = invoke("retry", run_id, "--wait", "-o", "json")
+    assert doc.exit_code == 1
+    assert json.loads(doc.stdout)["status"] == "failed"
+    assert len(messages(run_json(run_id), "send_hello")) == 1
+
+
+def test_watch_ended_local_runs_returns_at_once(demo_home):
+    done = [r["run_id"] for r in demo_home["runs"] if r["status"] == "completed"]
+    failed = next(r["run_id"] for r in demo_home["runs"] if r["status"] == "failed")
+    assert ok("watch", *done).stdout.count(" - completed") == len(done)
+    both = invoke("watch", done[0], failed, "-o", "json")
+    assert both.exit_code == 1
+    assert [r["status"] for r in json.loads(both.stdout)] == ["completed", "failed"]
+    assert f"run {failed} ended failed" in both.stderr
+
+
 class _Hook(BaseHTTPRequestHandler):
     received: list[dict] = []
 
@@ -456,7 +523,7 @@ def webhook_port():
 
     def start():
         server.server_activate()
-        t = threading.Thread(target=server.serve_forever, daemon=True)
+        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         t.start()
         thread.append(t)
 
@@ -524,8 +591,9 @@ def test_retry_refuses_completed_and_waiting_runs(isolated):
     forced = run_json(run_id)
     assert forced["status"] == "waiting"
     assert len(messages(forced, "send_notice")) == 1
-    assert sorted(w["status"] for w in forced["waits"]) == ["cancelled", "waiting"] or sorted(
-        w["status"] for w in forced["waits"]) == ["unknown", "waiting"]
+    # The restarted wait is open again; the first one was closed (the engine's
+    # "cancelled", which the contract's wait statuses do not know: "unknown").
+    assert [w["status"] for w in forced["waits"]] == ["unknown", "waiting"]
     ok("events", "send", "shipment.acked", "--payload", '{"email": "hal@example.com"}', "--id", "ack-r")
     assert run_json(run_id)["status"] == "completed"
     done = fails(4, "retry", run_id)
@@ -545,7 +613,9 @@ def test_cancel_waiting_run_then_refuse_ended_runs(isolated):
     assert f"cancelled {run_id}" in result.stderr
     run = run_json(run_id)
     assert run["status"] == "cancelled"
-    assert run["current_step"] is None or run["steps"][-1]["status"] == "cancelled"
+    assert run["current_step"] is None
+    assert [(s["key"], s["status"]) for s in run["steps"]] == [("send_notice", "completed"), ("wait_for_ack", "cancelled")]
+    assert run["waits"][0]["status"] == "unknown" and run["waits"][0]["resumed_at"] is None
     # The cancelled wait no longer resumes on its event.
     late = ok("events", "send", "shipment.acked", "--payload", '{"email": "ida@example.com"}', "--id", "ack-c")
     assert late.stdout == ""
@@ -633,6 +703,15 @@ def test_replay_ndjson_on_stdin(demo_home):
     assert all(r["match"] for r in reports), [r["first_divergence"] for r in reports]
     table = ok("replay", "-", input=ndjson, env=WIDE)
     assert "4 run(s) replayed, all match" in table.stderr
+
+
+def test_replay_by_id_latest_unknown_and_malformed(demo_home):
+    latest = as_json("list", "--status", "completed", "--limit", "1")[0]["id"]
+    assert as_json("replay", latest)["match"] is True
+    newest = as_json("list", "--limit", "1")[0]["id"]
+    assert json.loads(invoke("replay", "@latest", "-o", "json").stdout)["run_id"] == newest
+    fails(3, "replay", "run_not_here")
+    fails(2, "replay", "run id!")
 
 
 def test_replay_refusals():
