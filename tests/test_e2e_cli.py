@@ -678,6 +678,17 @@ def test_show_several_with_one_missing_prints_found_and_fails(server: ApiServer)
     assert sum(ln.startswith("error: ") for ln in result.stderr.splitlines()) == 1
 
 
+def test_show_several_json_with_one_missing_is_one_document(server: ApiServer) -> None:
+    ids = ["run_123", "run_nope", SENDREALM_WAITING_ID]
+    result = cli(server, "sendrealm", "show", *ids, "-o", "json")
+    assert result.exit_code == 3
+    assert_clean(result, server)
+    doc = json.loads(result.stdout)  # one JSON document: the runs that were found
+    assert [r["id"] for r in doc] == ["run_123", SENDREALM_WAITING_ID]
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "run_nope" in result.stderr
+
+
 def test_connection_refused_is_exit_5(api_server: ApiServer, sleeps: list[float]) -> None:
     url = api_server.url
     api_server.stop()

@@ -88,6 +88,12 @@ def show_cmd(
         if errors:
             from autorun_cli.cli.output import report_error
 
+            if runs and s.out.mode == "json":
+                # The runs found are the one JSON document on stdout; each failure
+                # is an error line on stderr, and the exit code is the first's.
+                for err in errors:
+                    report_error(err, "table")
+                raise typer.Exit(errors[0].exit_code)
             for err in errors[1:]:
                 report_error(err, "table")
             raise errors[0]
