@@ -238,12 +238,14 @@ def automations_load(
     json_: JsonOpt = None,
 ) -> None:
     """Load definitions into the local engine; a changed one becomes a new version."""
+    from autorun_cli.engine import load_definitions
+
     out = _out(output, json_)
+    # Every file is checked before any is stored: a bad one loads nothing at all.
+    defs = [d for path in paths for d in load_definitions(path)]
     engine = open_engine()
     try:
-        results = []
-        for path in paths:
-            results += [r.__dict__ for r in engine.load(path)]
+        results = [r.__dict__ for r in engine.load(defs)]
     finally:
         engine.close()
     if out.mode == "table":
