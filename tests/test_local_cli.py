@@ -269,6 +269,20 @@ def test_automations_load_dir_list_show(isolated):
     assert "no_such_automation" in missing.stderr
 
 
+def test_automations_load_is_all_or_nothing(isolated):
+    mixed = isolated / "mixed"
+    mixed.mkdir()
+    shutil.copy(SHIPPING, mixed)
+    shutil.copy(LOCAL / "bad" / "bad_duration.toml", mixed)
+    result = fails(2, "automations", "load", mixed)
+    assert "bad_duration.toml: steps[1].timeout" in result.stderr
+    assert as_json("automations", "list") == []
+    # The same with the files named one by one: the good one is not stored either.
+    result = fails(2, "automations", "load", SHIPPING, LOCAL / "bad" / "bad_duration.toml")
+    assert "steps[1].timeout" in result.stderr
+    assert as_json("automations", "list") == []
+
+
 def test_automations_list_empty_home_says_how_to_load(isolated):
     result = ok("automations", "list")
     assert result.stdout == ""
