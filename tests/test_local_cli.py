@@ -347,6 +347,19 @@ def test_trigger_starts_a_run_once_per_event_id(isolated):
     assert len(as_json("list")) == 2
 
 
+def test_trigger_starts_every_automation_on_the_event_and_events_resume_each(isolated):
+    second = isolated / "audit.toml"
+    second.write_text(SHIPPING.read_text().replace('id = "shipping_notice"', 'id = "shipping_audit"')
+                      .replace('name = "Shipping notice"', 'name = "Shipping audit"'))
+    ok("automations", "load", SHIPPING, second)
+    doc = as_json("trigger", "order.shipped", "--payload", json.dumps({"order_id": "o-m", "customer": {"email": "mo@example.com"}}), "--id", "evt-m")
+    assert len(doc["runs"]) == 2
+    assert sorted(run_json(r)["automation_id"] for r in doc["runs"]) == ["shipping_audit", "shipping_notice"]
+    sent = as_json("events", "send", "shipment.acked", "--payload", '{"email": "mo@example.com"}', "--id", "ack-m")
+    assert sorted(sent["resumed"]) == sorted(doc["runs"]) and sent["deduplicated"] is False
+    assert {run_json(r)["status"] for r in doc["runs"]} == {"completed"}
+
+
 def test_trigger_payload_from_file(isolated):
     ok("automations", "load", SHIPPING)
     payload = isolated / "payload.json"
@@ -733,7 +746,8 @@ def test_replay_refusals():
     assert "--definition" in no_def.stderr
     not_run = TESTS / "fixtures" / "local" / "not_a_run.json"
     assert not_run.exists()
-    fails(2, "replay", not_run, "--definition", REPLAY_DEF)
+    refused = fails(2, "replay", not_run, "--definition", REPLAY_DEF)
+    assert "not a run document autorun knows" in refused.stderr
     missing = fails(2, "replay", "no/such/run.json", "--definition", REPLAY_DEF)
     assert "cannot read no/such/run.json" in missing.stderr
     fails(2, "replay", "-", "--definition", REPLAY_DEF, input="{broken\n")
