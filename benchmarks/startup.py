@@ -54,6 +54,13 @@ def main() -> None:
         hello.write_text(HELLO)
         env = {**os.environ, "AUTORUN_HOME": str(Path(tmp) / "home"), "AUTORUN_CONFIG": str(Path(tmp) / "c.toml")}
         env.pop("AUTORUN_PROVIDER", None)
+        # Measure what an installed user runs: pip compiles bytecode at install time,
+        # so both apps start from .pyc files (some sandboxes set PYTHONDONTWRITEBYTECODE,
+        # which would make only the editable-installed autorun recompile every run).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        import autorun_cli
+
+        subprocess.run([py, "-m", "compileall", "-q", str(Path(autorun_cli.__file__).parent), str(hello)], env=env, check=True)
         # A real local run to show: the demo makes some.
         subprocess.run([py, "-m", "autorun_cli", "demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ids = subprocess.run([py, "-m", "autorun_cli", "list", "-o", "id", "-n", "1"], env=env, capture_output=True, text=True).stdout.split()

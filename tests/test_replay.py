@@ -199,3 +199,19 @@ def test_many_runs_share_one_engine_and_each_is_compared():
     assert [r.run_id for r in reports] == [f"run_{i}" for i in range(20)]
     assert all(r.match for r in reports)
     assert len({r.replayed_run_id for r in reports}) == 20
+
+
+def test_local_run_document_equals_the_models_json(tmp_path):
+    """`show -o json` on local builds the document without pydantic; it must be
+    exactly what the model would print, for every kind of demo run."""
+    from autorun_cli.engine import Engine
+    from autorun_cli.engine.demo import run_demo
+    from autorun_cli.providers.local import map_run, run_document
+
+    with Engine.open(tmp_path) as engine:
+        summary = run_demo(engine, settle=5)
+        docs = [engine.get_run(r["run_id"]) for r in summary["runs"]]
+    assert {d["status"] for d in docs} >= {"completed", "waiting", "timed_out", "failed"}
+    for doc in docs:
+        assert run_document(doc) == map_run(doc).to_json()
+        assert list(run_document(doc)) == list(map_run(doc).to_json())

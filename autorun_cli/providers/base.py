@@ -171,6 +171,11 @@ class Provider(ABC):
     def get_run(self, run_id: str) -> Run:
         """Fetch one run in full."""
 
+    def get_run_document(self, run_id: str, raw: bool = False) -> dict[str, Any]:
+        """One run as normalized JSON (``Run.to_json``). A provider may answer
+        without building the model when it can (local: no pydantic at start-up)."""
+        return self.get_run(run_id).to_json(raw=raw)
+
     def latest_id(self, query: ListQuery) -> str | None:
         for run in self.iter_runs(ListQuery(automation=query.automation, limit=1)):
             return run.id

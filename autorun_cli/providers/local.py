@@ -9,98 +9,78 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from autorun_cli.model import Identity, LogEntry, Message, Run, RunError, Step, Trigger, Wait
 from autorun_cli.providers.base import EventRequest, ListQuery, Provider, Settings
 from autorun_cli.status import RETRYABLE, WAIT_STATUSES
 
 if TYPE_CHECKING:
     from autorun_cli.engine import Engine
+    from autorun_cli.model import Run
 
 PAGE = 500
 
 
-def map_run(doc: dict[str, Any]) -> Run:
-    """An engine run dict (``Engine.get_run`` / ``list_runs``) → the normalized model."""
-    trigger = doc.get("trigger") or {}
-    identity = doc.get("identity") or {}
-    error = doc.get("error")
-    return Run(
-        id=doc["id"],
-        provider="local",
-        name=doc.get("name"),
-        automation_id=doc.get("automation_id"),
-        status=doc.get("status") or "unknown",
-        provider_status=doc.get("status"),
-        trigger=Trigger(
-            event=trigger.get("event"),
-            payload=trigger.get("payload"),
-            occurred_at=trigger.get("occurred_at"),
-            id=trigger.get("id"),
-        )
-        if trigger
-        else None,
-        identity=Identity(type=identity.get("type"), value=identity.get("value")) if identity else None,
-        created_at=doc.get("created_at"),
-        updated_at=doc.get("updated_at"),
-        started_at=doc.get("started_at"),
-        finished_at=doc.get("finished_at"),
-        duration_ms=doc.get("duration_ms"),
-        steps=[
-            Step(
-                id=s.get("id"),
-                key=s.get("key"),
-                name=s.get("name"),
-                type=s.get("type"),
-                status=s.get("status") or "unknown",
-                provider_status=s.get("status"),
-                started_at=s.get("started_at"),
-                finished_at=s.get("finished_at"),
-                duration_ms=s.get("duration_ms"),
-                info=s.get("info"),
-                error=s.get("error"),
-                branch=s.get("branch"),
-                attempt=s.get("attempt"),
-            )
+def _pick(src: dict[str, Any] | None, *keys: str) -> dict[str, Any]:
+    src = src or {}
+    return {k: src.get(k) for k in keys}
+
+
+def run_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """An engine run dict (``Engine.get_run`` / ``list_runs``) → the normalized JSON.
+
+    Plain dicts, so ``show -o json`` on local runs needs no pydantic at all; the keys
+    and their order are those of :meth:`autorun_cli.model.Run.to_json` (a test holds
+    the two equal).
+    """
+    trigger, identity, error = doc.get("trigger"), doc.get("identity"), doc.get("error")
+    return {
+        "id": doc["id"],
+        "provider": "local",
+        "name": doc.get("name"),
+        "automation_id": doc.get("automation_id"),
+        "status": doc.get("status") or "unknown",
+        "provider_status": doc.get("status"),
+        "trigger": _pick(trigger, "event", "payload", "occurred_at", "id") if trigger else None,
+        "identity": {**_pick(identity, "type", "value"), "id": None, "name": None} if identity else None,
+        "created_at": doc.get("created_at"),
+        "updated_at": doc.get("updated_at"),
+        "started_at": doc.get("started_at"),
+        "finished_at": doc.get("finished_at"),
+        "duration_ms": doc.get("duration_ms"),
+        "steps": [
+            {
+                **_pick(s, "id", "key", "name", "type"),
+                "status": s.get("status") or "unknown",
+                "provider_status": s.get("status"),
+                **_pick(s, "started_at", "finished_at", "duration_ms", "info", "error", "branch", "attempt"),
+            }
             for s in doc.get("steps") or ()
         ],
-        current_step=doc.get("current_step"),
-        waits=[
-            Wait(
-                id=w.get("id"),
-                step_key=w.get("step_key"),
-                event=w.get("event"),
+        "current_step": doc.get("current_step"),
+        "waits": [
+            {
+                **_pick(w, "id", "step_key", "event"),
                 # The contract knows waiting/received/timed_out; the engine also
                 # marks the waits of cancelled runs "cancelled".
-                status=w.get("status") if w.get("status") in WAIT_STATUSES else "unknown",
-                timeout_at=w.get("timeout_at"),
-                resumed_at=w.get("resumed_at"),
-                timed_out_at=w.get("timed_out_at"),
-                branch=w.get("branch"),
-                resumed_by_event=w.get("resumed_by_event"),
-            )
+                "status": w.get("status") if w.get("status") in WAIT_STATUSES else "unknown",
+                **_pick(w, "timeout_at", "resumed_at", "timed_out_at", "branch", "resumed_by_event"),
+            }
             for w in doc.get("waits") or ()
         ],
-        messages=[
-            Message(
-                id=m.get("id"),
-                channel=m.get("channel"),
-                step_key=m.get("step_key"),
-                title=m.get("title"),
-                status=m.get("status"),
-                created_at=m.get("created_at"),
-                to=m.get("to"),
-            )
-            for m in doc.get("messages") or ()
-        ],
-        logs=[
-            LogEntry(timestamp=entry.get("timestamp"), level=entry.get("level"), message=entry.get("message"), step_index=entry.get("step_index"))
-            for entry in doc.get("logs") or ()
-        ],
-        error=RunError(message=error.get("message"), step=error.get("step"), detail=error.get("detail")) if error else None,
-        links={},
-        extra={"definition_version": doc.get("definition_version"), "attempt": doc.get("attempt")},
-        raw=doc,
-    )
+        "messages": [_pick(m, "id", "channel", "step_key", "title", "status", "created_at", "to") for m in doc.get("messages") or ()],
+        "logs": [_pick(entry, "timestamp", "level", "message", "step_index") for entry in doc.get("logs") or ()],
+        "error": _pick(error, "message", "step", "detail") if error else None,
+        "links": {},
+        "extra": {"definition_version": doc.get("definition_version"), "attempt": doc.get("attempt")},
+    }
+
+
+def map_run(doc: dict[str, Any]) -> Run:
+    """An engine run dict → the normalized model (validated), with ``raw`` kept."""
+    from autorun_cli.model import Run
+
+    run = Run.model_validate(run_document(doc))
+    run.raw = doc
+    return run
 
 
 class LocalProvider(Provider):
@@ -151,6 +131,13 @@ class LocalProvider(Provider):
 
     def get_run(self, run_id: str) -> Run:
         return map_run(self.engine.get_run(run_id))
+
+    def get_run_document(self, run_id: str, raw: bool = False) -> dict[str, Any]:
+        doc = self.engine.get_run(run_id)
+        out = run_document(doc)
+        if raw:
+            out["raw"] = doc
+        return out
 
     def latest_id(self, query: ListQuery) -> str | None:
         page = self.engine.list_runs(automation=query.automation, sort="-created_at", limit=1)

@@ -77,6 +77,14 @@ def show_cmd(
     from autorun_cli.fetch import fetch_runs
 
     with Session(opts) as s:
+        if s.out.mode == "json" and len(ids) == 1 and svg is None and html is None:
+            # One run as JSON, the form scripts poll: no model needed where the
+            # provider can answer with the document directly.
+            from autorun_cli.fetch import resolve_id
+
+            run_id = resolve_id(s.provider, ids[0], s.settings.automation)
+            s.out.print_json(s.provider.get_run_document(run_id, raw=raw))
+            return
         runs, errors = fetch_runs(s.provider, ids, concurrency=_concurrency(), automation=s.settings.automation)
         if runs:
             s.out.run_details(runs, raw=raw, single=len(ids) == 1)
