@@ -75,6 +75,9 @@ def main() -> int:
                "AUTORUN_HOME": home, "NO_COLOR": "1"}
         env.pop("AUTORUN_PROFILE", None)
         env.pop("AUTORUN_CONCURRENCY", None)
+        # Start from bytecode as an installed autorun does (see benchmarks/startup.py).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "autorun_cli")], env=env, check=True)
         if args.provider == "generic":
             env["AUTORUN_AUTOMATION_ID"] = GENERIC_AUTOMATION
         ids = [gen_id(args.provider, i) for i in range(args.ids)]
