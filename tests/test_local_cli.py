@@ -364,8 +364,12 @@ def test_trigger_payload_from_file(isolated):
     ok("automations", "load", SHIPPING)
     payload = isolated / "payload.json"
     payload.write_text(json.dumps({"order_id": "o-9", "customer": {"email": "bo@example.com"}}))
-    [run_id] = trigger_file = as_json("trigger", "order.shipped", "--payload", f"@{payload}", "--id", "evt-f")["runs"]
-    assert trigger_file and run_json(run_id)["identity"]["value"] == "bo@example.com"
+    [run_id] = as_json("trigger", "order.shipped", "--payload", f"@{payload}", "--id", "evt-f")["runs"]
+    assert run_json(run_id)["identity"]["value"] == "bo@example.com"
+    # @- reads the payload from stdin.
+    piped = ok("trigger", "order.shipped", "--payload", "@-", "--id", "evt-stdin", "-o", "id",
+               input=json.dumps({"order_id": "o-10", "customer": {"email": "cat@example.com"}}))
+    assert run_json(piped.stdout.strip())["identity"]["value"] == "cat@example.com"
 
 
 def test_trigger_unknown_event_and_bad_payload(isolated):
