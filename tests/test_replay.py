@@ -114,6 +114,15 @@ def test_compare_names_the_first_divergence_in_recorded_order():
     assert [row.diverged for row in report.steps] == [[], ["wait", "branch"], ["step"]]
 
 
+def test_compare_uses_each_steps_last_attempt():
+    rec = _run([Step(key="hook", status="failed", attempt=1), Step(key="hook", status="failed", attempt=2),
+                Step(key="hook", status="completed", attempt=3), Step(key="done", status="completed")])
+    rep = _run([Step(key="hook", status="completed", attempt=1), Step(key="done", status="completed")])
+    report = compare(rec, rep)
+    assert report.match, report.first_divergence
+    assert [row.key for row in report.steps] == ["hook", "done"]
+
+
 def test_compare_reports_extra_steps_and_final_status():
     rec = _run([Step(key="a", status="completed")], status="failed")
     rep = _run([Step(key="a", status="completed"), Step(key="b", status="completed")])

@@ -98,8 +98,22 @@ def _find(replayed: Run, step: Step, used: set[int]) -> int | None:
     return None
 
 
+def _last_attempts(run: Run) -> Run:
+    """One step per key: its last attempt, where the first attempt stood.
+
+    A run records a step once per attempt; what the step came to is its last one.
+    """
+    last: dict[str, Step] = {}
+    for step in run.steps:
+        last[_ident(step) or str(id(step))] = step
+    if len(last) == len(run.steps):
+        return run
+    return run.model_copy(update={"steps": list(last.values())})
+
+
 def compare(recorded: Run, replayed: Run) -> Report:
     """Match steps by key, else by name, and compare what each did."""
+    recorded, replayed = _last_attempts(recorded), _last_attempts(replayed)
     rows: list[StepRow] = []
     first: Divergence | None = None
     used: set[int] = set()
