@@ -16,6 +16,7 @@ from typing import Any
 from autorun_cli.errors import BadResponseError, UsageError
 from autorun_cli.http import PageSpec, excerpt
 from autorun_cli.model import Run, RunError, Step, Trigger
+from autorun_cli.providers._coerce import nonempty_text as _text, as_text as _str
 from autorun_cli.providers.base import SAFE_ID_RE, ListQuery, Provider
 from autorun_cli.status import TERMINAL, normalize
 from autorun_cli.timeutil import duration_ms, parse_ts
@@ -35,19 +36,6 @@ RETRY_PATH = "/automations/{automation_id}/sessions/"
 CANCEL_PATH = "/automations/{automation_id}/sessions/{id}/cancel"
 
 PAGES = PageSpec(size_param="limit", offset_param="offset", max_size=100)
-
-
-def _text(value: Any) -> str | None:
-    """A non-empty string, or None."""
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _str(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
 
 
 def _int(value: Any) -> int | None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from autorun_cli.errors import BadResponseError, UsageError
 from autorun_cli.http import PageSpec, default_error_message, excerpt
 from autorun_cli.model import Identity, Run, RunError, Step, Trigger
+from autorun_cli.providers._coerce import scalar_text as _text
 from autorun_cli.providers.base import UUID_RE, ListQuery, Provider, Settings
 from autorun_cli.status import TERMINAL, normalize
 from autorun_cli.textsafe import readable_info
@@ -47,15 +48,6 @@ PAGES = PageSpec(size_param="per_page", max_size=500, page_param="page")
 LIST_PATH = "/api/v1/automation-executions"
 BLUEPRINT_LIST_PATH = "/api/v1/automation-blueprints/{automation}/executions"
 GET_PATH = "/api/v1/automation-executions/{id}"
-
-
-def _text(value: Any) -> str | None:
-    """A scalar as text; containers (an object where a name belongs) are None."""
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    if isinstance(value, str):
-        return value
-    return str(value)
 
 
 def map_step(raw: Any) -> Step:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from autorun_cli.errors import BadResponseError, UsageError
 from autorun_cli.http import PageSpec, default_error_message, excerpt
 from autorun_cli.model import Identity, Message, Run, RunError, Step, Trigger, Wait
+from autorun_cli.providers._coerce import scalar_text as _text
 from autorun_cli.providers.base import SAFE_ID_RE, EventRequest, ListQuery, Provider
 from autorun_cli.status import RUN_STATUSES, TERMINAL, UNKNOWN, normalize
 from autorun_cli.timeutil import duration_ms, parse_ts
@@ -57,12 +58,6 @@ PAGES = PageSpec(size_param="limit", max_size=100, cursor_param="cursor")
 LIST_PATH = "/automations/{automation}/runs"
 GET_PATH = "/automation-runs/{id}"
 EVENTS_PATH = "/events"
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    return value if isinstance(value, str) else str(value)
 
 
 def _int(value: Any) -> int | None:

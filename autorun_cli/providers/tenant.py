@@ -16,6 +16,7 @@ from typing import Any
 from autorun_cli.errors import AutorunError, BadResponseError, NotFoundError, UsageError
 from autorun_cli.http import PageSpec, excerpt
 from autorun_cli.model import LogEntry, Run, RunError, Step, Trigger
+from autorun_cli.providers._coerce import nonempty_text as _text, as_text as _str
 from autorun_cli.providers.base import UUID_RE, ListQuery, Provider, Settings
 from autorun_cli.status import TERMINAL, normalize
 from autorun_cli.timeutil import duration_ms as span_ms
@@ -62,21 +63,6 @@ def _int(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value.strip())
     return None
-
-
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def _text(value: Any) -> str | None:
-    """A non-empty string, or None."""
-    return value if isinstance(value, str) and value.strip() else None
 
 
 def unwrap(doc: Any) -> dict[str, Any]:
