@@ -224,3 +224,32 @@ def test_local_run_document_equals_the_models_json(tmp_path):
     for doc in docs:
         assert run_document(doc) == map_run(doc).to_json()
         assert list(run_document(doc)) == list(map_run(doc).to_json())
+
+
+def test_recorded_http_outcomes_are_replayed_and_retry_timers_fire(tmp_path):
+    """The demo webhook failed three times against a refusing endpoint; in the
+    sandbox nothing is sent, so the replay takes the endpoint's recorded answers
+    (and its retries, 0.2 s and 0.4 s apart, fire on the virtual clock)."""
+    from autorun_cli.engine import Engine
+    from autorun_cli.engine.demo import run_demo
+    from autorun_cli.providers.local import map_run
+
+    with Engine.open(tmp_path) as engine:
+        run_demo(engine, settle=5)
+        [failed] = engine.list_runs(statuses=["failed"])
+        recorded = map_run(engine.get_run(failed["id"]))
+        defn = engine.definition_model(recorded.automation_id, recorded.extra["definition_version"])
+    assert [s.attempt for s in recorded.steps if s.key == "notify_accounting"] == [1, 2, 3]
+    [report] = replay_runs([recorded], defn)
+    assert report.match, report.first_divergence
+    assert report.replayed_status == "failed" and not report.notes
+    # Had the endpoint answered the third time, the replay completes instead.
+    steps = list(recorded.steps)
+    steps[-1] = steps[-1].model_copy(update={"status": "completed", "error": None})
+    healed = recorded.model_copy(update={"steps": steps, "status": "completed", "error": None})
+    [report] = replay_runs([healed], defn)
+    assert report.replayed_status == "completed"
+    hook = next(row for row in report.steps if row.key == "notify_accounting")
+    assert hook.replayed["status"] == "completed" and hook.diverged == []
+    # ...and goes on to the steps after the webhook, which the edited record lacks.
+    assert report.first_divergence.field == "step" and report.first_divergence.replayed == "ran"

@@ -17,7 +17,7 @@ Quick use::
 
 Engine API (every error is an ``autorun_cli.errors.AutorunError``)
 -------------------------------------------------------------------
-``Engine(store, clock=None, *, sandbox=False, lease_seconds=30.0, owner=None, batch_size=500, crash_hook=None)``
+``Engine(store, clock=None, *, sandbox=False, lease_seconds=30.0, owner=None, batch_size=500, crash_hook=None, sandbox_http=None)``
     ``clock`` defaults to :class:`RealClock`. ``sandbox=True``: ``http_request`` steps
     send nothing and are recorded in the outbox (channel ``http``, status
     ``sandboxed``). One Engine per thread; any number of processes per store.

@@ -146,10 +146,14 @@ class Engine:
         owner: str | None = None,
         batch_size: int = 500,
         crash_hook: Callable[[str], None] | None = None,
+        sandbox_http: Callable[[str, str, int], str | None] | None = None,
     ):
         self.store = store
         self.clock = clock or RealClock()
         self.sandbox = sandbox
+        # With sandbox: (run id, step key, attempt) → an error for that HTTP attempt,
+        # or None for success. Replay answers with what the recorded run's endpoint did.
+        self.sandbox_http = sandbox_http
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{_HOST}:{os.getpid()}:{os.urandom(4).hex()}"
         self.batch_size = batch_size
@@ -810,6 +814,9 @@ class Engine:
         kind = step.type
         if kind == "http_request":
             url = render(step.url, ctx)
+            failure = self.sandbox_http(run.id, step.key, run.attempt - run.attempt_floor) if self.sandbox_http else None
+            if failure:
+                return False, None, f"sandbox: {step.method} {url}: {failure}"
             body = render_any(step.body, ctx)
             values = (new_id("msg", now), key, run.id, step.key, "http", url, f"{step.method} {url}",
                       json.dumps(body) if body is not None else None, None, "sandboxed", now,

@@ -52,13 +52,34 @@ class Replayer:
 
         self.definition = definition
         self.clock = VirtualClock(0)
-        self.engine: Engine = Engine.memory(self.clock, sandbox=True)
+        # What the recorded run's HTTP endpoints answered, per step key and attempt
+        # (None: success), for the run being replayed now.
+        self._http: dict[str, list[str | None]] = {}
+        self.engine: Engine = Engine.memory(self.clock, sandbox=True, sandbox_http=self._sandbox_http)
         self.engine.load(definition)
         self._waits = {s.key: s for s in definition.steps if s.type == "wait_for_event"}
         self._count = 0
 
     def close(self) -> None:
         self.engine.close()
+
+    def _sandbox_http(self, run_id: str, step_key: str, attempt: int) -> str | None:
+        """A sandboxed HTTP attempt fails where the recorded one failed: the
+        endpoint's answer is an input of the run, like an event. Past the recorded
+        attempts, the last recorded outcome holds."""
+        outcomes = self._http.get(step_key)
+        if not outcomes:
+            return None
+        return outcomes[min(attempt, len(outcomes)) - 1]
+
+    @staticmethod
+    def _recorded_http(recorded: Run) -> dict[str, list[str | None]]:
+        out: dict[str, list[str | None]] = {}
+        for step in recorded.steps:
+            if step.key and step.status in ("completed", "failed"):
+                failure = (step.error or "failed when recorded") if step.status == "failed" else None
+                out.setdefault(step.key, []).append(failure)
+        return out
 
     def __enter__(self) -> Replayer:
         return self
@@ -87,6 +108,7 @@ class Replayer:
         if inp.identity_value is not None:
             payload = _with_path(payload, self.definition.identity.from_, inp.identity_value)
         t0 = inp.started_at.timestamp()
+        self._http = self._recorded_http(recorded)
         self._count += 1
         self.clock.set(t0)
         dispatch = self.engine.trigger(event, payload, event_id=f"replay-{self._count}-{recorded.id}", occurred_at=iso(inp.started_at))
@@ -115,14 +137,16 @@ class Replayer:
         fired = 0
         due = None
         while fired < MAX_TIMERS:
-            due = self.engine.next_due()
-            if due is None or due.timestamp() > horizon:
+            # The store's own epoch float: a datetime (engine.next_due) rounds to the
+            # microsecond and could land just before the timer it names.
+            due = self.engine.store.next_due()
+            if due is None or due > horizon:
                 break
             self.engine.advance_to(due)
             fired += 1
         replayed = map_run(self.engine.get_run(run_id))
         report = compare(recorded, replayed)
-        if fired >= MAX_TIMERS or (due is not None and due.timestamp() - t0 > HORIZON_S and recorded.status in TERMINAL):
+        if fired >= MAX_TIMERS or (due is not None and due - t0 > HORIZON_S and recorded.status in TERMINAL):
             report.notes.append("stopped moving the clock: timers were still due a year after the start")
         return report
 
