@@ -155,7 +155,9 @@ class MemoryStore(Store):
         field = sort.lstrip("+-")
         field = field if field in _SORTABLE else "created_at"
         # None sorts first, as in SQLite
-        out.sort(key=lambda p: ((p[1][field] is not None), p[1][field] if p[1][field] is not None else 0, p[0]),
+        # Ties as in SQLite: creation order for created_at, else the run ID.
+        out.sort(key=lambda p: ((p[1][field] is not None), p[1][field] if p[1][field] is not None else 0,
+                                p[0] if field == "created_at" else p[1]["id"]),
                  reverse=sort.startswith("-"))
         rows = [dict(r) for _, r in out]
         if limit is not None:

@@ -413,7 +413,10 @@ class SQLiteStore(Store):
         sql = "SELECT * FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {column} {direction}, rowid {direction}"
+        # Ties: runs created in the same millisecond keep their creation order; any
+        # other field's ties are broken by run ID (the contract's stable sort).
+        tie = "rowid" if column == "created_at" else "id"
+        sql += f" ORDER BY {column} {direction}, {tie} {direction}"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             args += [int(limit), int(offset)]

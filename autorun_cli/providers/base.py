@@ -190,7 +190,7 @@ class Provider(ABC):
     def retry(self, run: Run) -> Run:
         raise NotSupportedError(
             f"the {self.name} API offers no retry for a run",
-            hint=f"re-run it on the local engine instead: autorun replay {run.id}",
+            hint=f"replay it on the local engine instead: autorun replay {run.id} --definition FILE",
         )
 
     def cancel(self, run: Run) -> Run:

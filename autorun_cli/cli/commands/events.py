@@ -84,7 +84,7 @@ def _first(doc: dict[str, Any], *keys: str) -> Any:
 def summarize(answer: Any) -> dict[str, Any]:
     """What the answer says, whatever its envelope: deduplicated?, resumed run IDs,
     the accepted event's ID and status. Understood keys (top level or in ``data``):
-    ``deduplicated``/``duplicate``, ``status``, ``resumed``/``resumed_runs``/``runs``
+    ``deduplicated``/``duplicate``, ``status``, ``resumed``/``resumed_runs``/``resumed_run_ids``/``runs``
     (IDs or objects with ``id``) or ``resumed_count``, ``id``/``event_id``."""
     doc = answer if isinstance(answer, dict) else {}
     if isinstance(doc.get("data"), dict):
@@ -93,7 +93,7 @@ def summarize(answer: Any) -> dict[str, Any]:
     status = status if isinstance(status, str) else None
     dedup = _first(doc, "deduplicated", "duplicate", "is_duplicate")
     deduplicated = dedup is True or str(dedup).lower() == "true" or (status or "").lower() in ("duplicate", "deduplicated")
-    resumed_raw = _first(doc, "resumed_runs", "resumed", "runs", "run_ids")
+    resumed_raw = _first(doc, "resumed_runs", "resumed", "resumed_run_ids", "runs", "run_ids")
     resumed: list[str] | None = None
     if isinstance(resumed_raw, list):
         resumed = []
