@@ -140,7 +140,10 @@ def replay_cmd(
     from autorun_cli.replay.runner import replay_runs
 
     with Session(opts) as s:
-        recorded = _recorded(s, source)
+        from autorun_cli.replay.runner import paused_gc
+
+        with paused_gc():
+            recorded = _recorded(s, source)
         reports: list[Report | None] = [None] * len(recorded)
         for defn, positions in _definitions(definition, recorded):
             for i, report in zip(positions, replay_runs([recorded[i] for i in positions], defn)):
