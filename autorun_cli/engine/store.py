@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -271,7 +272,7 @@ class SQLiteStore(Store):
             journal = c.execute("PRAGMA journal_mode = MEMORY").fetchone()[0]
             c.execute("PRAGMA synchronous = OFF")
         else:
-            journal = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            journal = self._enter_wal()
             c.execute(f"PRAGMA synchronous = {synchronous}")
         c.execute("PRAGMA temp_store = MEMORY")
         c.execute("PRAGMA cache_size = -16000")
@@ -284,6 +285,20 @@ class SQLiteStore(Store):
             "sqlite_version": sqlite3.sqlite_version,
         }
         self._migrate()
+
+    def _enter_wal(self) -> str:
+        """Switch to WAL. Two processes opening a new store at once can see the
+        switch answer "database is locked" without waiting on the busy timeout, so
+        it is retried for a while (the first process finishes in milliseconds)."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                return self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                contended = "locked" in str(exc) or "busy" in str(exc)
+                if not contended or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @classmethod
     def memory_store(cls) -> SQLiteStore:
