@@ -24,31 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _common import autorun_cmd, start_server  # noqa: E402
 from apiserver import DEFAULT_TOKEN, GENERIC_AUTOMATION, gen_id  # noqa: E402
 
 ID_KEY = {"plannr": "id", "sendrealm": "id", "tenant": "id", "generic": "id"}
-
-
-def autorun_cmd() -> list[str]:
-    """The installed console script next to this Python, else ``python -m autorun_cli``."""
-    script = Path(sys.executable).parent / "autorun"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("autorun")
-    return [found] if found else [sys.executable, "-m", "autorun_cli"]
-
-
-def start_server(runs: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "apiserver.py"), "--port", "0", "--runs", str(runs),
-         "--latency-ms", str(latency_ms), "--no-seeds"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http://"):
-        proc.kill()
-        raise SystemExit(f"test server did not start (got {url!r})")
-    return proc, url
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:

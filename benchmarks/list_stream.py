@@ -26,33 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _common import autorun_cmd, start_server  # noqa: E402
 from apiserver import DEFAULT_TOKEN, GENERIC_AUTOMATION, SENDREALM_AUTOMATION  # noqa: E402
 
 # Lists per automation on these; the others list everything (the server has no seeds here).
 AUTOMATION = {"sendrealm": SENDREALM_AUTOMATION, "generic": GENERIC_AUTOMATION}
 PAGES = {"plannr": "Laravel pages of 500", "sendrealm": "cursor pages of 100", "tenant": "pages of 100",
          "generic": "offset pages of 100"}
-
-
-def autorun_cmd() -> list[str]:
-    script = Path(sys.executable).parent / "autorun"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("autorun")
-    return [found] if found else [sys.executable, "-m", "autorun_cli"]
-
-
-def start_server(runs: int, latency_ms: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "apiserver.py"), "--port", "0", "--runs", str(runs),
-         "--latency-ms", str(latency_ms), "--no-seeds"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    if not url.startswith("http://"):
-        proc.kill()
-        raise SystemExit(f"test server did not start (got {url!r})")
-    return proc, url
 
 
 def vm_hwm_kb(pid: int) -> int | None:
