@@ -277,3 +277,69 @@ def test_completion_callback_answers_for_commands():
     env = {**os.environ, "_AUTORUN_COMPLETE": "complete_bash", "COMP_WORDS": "autorun sh", "COMP_CWORD": "1"}
     proc = subprocess.run([sys.executable, "-m", "autorun_cli"], env=env, capture_output=True, text=True, timeout=30)
     assert "show" in proc.stdout.split()
+
+
+# -- building only the command that runs ----------------------------------------
+
+def test_commands_table_lists_every_command():
+    import typer
+
+    from autorun_cli.cli.app import COMMANDS, build_app
+
+    full = typer.main.get_command(build_app())
+    assert set(full.commands) == set(COMMANDS)
+    for name in COMMANDS:
+        # Each entry's module registers that command (and nothing that breaks it).
+        assert name in typer.main.get_command(build_app(name)).commands
+
+
+def test_root_value_options_are_exactly_the_roots_options_that_take_a_value():
+    import typer
+
+    from autorun_cli.cli.app import ROOT_VALUE_OPTIONS, build_app
+
+    root = typer.main.get_command(build_app("list"))
+    taking = {opt for p in root.params if not getattr(p, "is_flag", False) for opt in p.opts}
+    assert taking == set(ROOT_VALUE_OPTIONS)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["show", "run_1"], "show"),
+        (["-p", "show", "list"], "list"),  # a profile named "show"
+        (["--provider", "local", "-o", "json", "show", "x"], "show"),
+        (["--output=json", "--json", "-v", "events", "send"], "events"),
+        (["-ojson", "list"], "list"),
+        (["--help"], None),
+        ([], None),
+        (["shw", "x"], None),  # not a command: the full app answers (with its suggestions)
+        (["--", "show"], None),
+    ],
+)
+def test_invoked_command_reads_past_root_options(args, expected):
+    from autorun_cli.cli.app import invoked_command
+
+    assert invoked_command(args) == expected
+
+
+def _real(*args: str, env: dict[str, str] | None = None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "autorun_cli", *args], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_real_start_builds_the_named_command_and_still_parses_root_options(isolated):
+    ok = _real("--provider", "local", "-o", "json", "list")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == []
+    flags = _real("--json", "list", "--provider", "local")  # a flag before, options after
+    assert flags.returncode == 0 and json.loads(flags.stdout) == []
+    typo = _real("shw")
+    assert typo.returncode == 2
+    assert "No such command" in typo.stderr and "Traceback" not in typo.stderr
+    helped = _real("show", "--help")
+    assert helped.returncode == 0 and "--raw" in helped.stdout
+

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -74,28 +74,15 @@ class AutorunGroup(TyperGroup):
         return list(self.commands)
 
 
-app = typer.Typer(
-    name="autorun",
-    cls=AutorunGroup,
-    help="Inspect, follow, retry and replay automation runs — on SaaS automation APIs or the built-in local engine.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
 def _version(value: bool) -> None:
     if value:
         sys.stdout.write(f"autorun {__version__}\n")
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     profile: o.ProfileOpt = None,
     provider: o.ProviderOpt = None,
     base_url: o.BaseUrlOpt = None,
@@ -103,10 +90,10 @@ def root(
     account: o.AccountOpt = None,
     automation: o.AutomationOpt = None,
     output: o.OutputOpt = None,
-    json_: o.JsonOpt = None,
+    json_: o.JsonOpt = False,
     color: o.ColorOpt = None,
     time_format: o.TimeFormatOpt = None,
-    verbose: o.VerboseOpt = None,
+    verbose: o.VerboseOpt = False,
 ) -> None:
     """autorun: see what an automation run did, which step failed and why, which wait
     is pending and when it times out; retry it, follow it, or replay it locally.
@@ -117,27 +104,86 @@ def root(
     o.set_current(ctx.obj)
 
 
-def _register() -> None:
-    # Command modules import only typer and the options at module level.
-    from autorun_cli.cli.commands import completion, config_cmd, events, follow, local_engine, replay, runs
+# Top-level command → the module under cli/commands whose ``register(app, name)``
+# adds it, in registration order. Modules import only typer and the options at
+# module level.
+COMMANDS: dict[str, str] = {
+    "demo": "local_engine",
+    "list": "runs",
+    "show": "runs",
+    "watch": "follow",
+    "retry": "follow",
+    "cancel": "follow",
+    "replay": "replay",
+    "trigger": "local_engine",
+    "automations": "local_engine",
+    "engine": "local_engine",
+    "events": "events",
+    "config": "config_cmd",
+    "completion": "completion",
+}
 
-    local_engine.register_demo(app)
-    runs.register(app)
-    follow.register(app)
-    replay.register(app)
-    local_engine.register(app)
-    events.register(app)
-    app.add_typer(config_cmd.app, name="config")
-    completion.register(app)
+# Root options that take a value, so the command name is not mistaken for one.
+ROOT_VALUE_OPTIONS = frozenset(
+    {"-p", "--profile", "--provider", "--base-url", "--tenant", "--account", "--automation", "-o", "--output", "--color", "--time-format"}
+)
 
 
-_register()
+def invoked_command(args: list[str]) -> str | None:
+    """The top-level command ``args`` name, or None when it is not plain to see."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return None
+        elif arg.startswith("-"):
+            skip = arg in ROOT_VALUE_OPTIONS
+        else:
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The autorun app; with ``only``, just that command.
+
+    Typer builds every registered command's parameters before parsing, so a run
+    of ``autorun show`` need not pay for the other dozen commands.
+    """
+    import importlib
+
+    app = typer.Typer(
+        name="autorun",
+        cls=AutorunGroup,
+        help="Inspect, follow, retry and replay automation runs — on SaaS automation APIs or the built-in local engine.",
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
+    for name in [only] if only is not None else COMMANDS:
+        importlib.import_module(f"autorun_cli.cli.commands.{COMMANDS[name]}").register(app, name)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `from autorun_cli.cli.app import app` (tests, tools) gets every command.
+    if name == "app":
+        globals()["app"] = full = build_app()
+        return full
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Console-script entry point."""
+    args = sys.argv[1:]
+    # Shell completion asks about every command; otherwise build only the one named.
+    only = None if os.environ.get("_AUTORUN_COMPLETE") else invoked_command(args)
     try:
-        app(prog_name="autorun")
+        build_app(only)(prog_name="autorun")
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
         sys.exit(EXIT_INTERRUPTED)
+

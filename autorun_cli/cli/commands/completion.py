@@ -63,5 +63,5 @@ def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.",
     sys.stdout.write(script(shell.value))
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, name: str = "completion") -> None:
     app.command("completion")(completion)

@@ -30,7 +30,7 @@ def _mask(profile: dict[str, str]) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_profiles(output: OutputOpt = None, json_: JsonOpt = None) -> None:
+def list_profiles(output: OutputOpt = None, json_: JsonOpt = False) -> None:
     """List the profiles and which one is the default."""
     from autorun_cli import config
 
@@ -65,7 +65,7 @@ def list_profiles(output: OutputOpt = None, json_: JsonOpt = None) -> None:
 def show_profile(
     name: Annotated[Optional[str], typer.Argument(help="Profile (default: the default profile).", show_default=False)] = None,
     output: OutputOpt = None,
-    json_: JsonOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Show a profile with secrets masked."""
     from autorun_cli import config
@@ -179,3 +179,7 @@ def remove_profile(name: Annotated[str, typer.Argument(help="Profile to remove."
             doc["default_profile"] = next(iter(doc["profiles"]))
     config.save(doc)
     out.info(f"removed profile {name!r}")
+
+
+def register(root: typer.Typer, name: str = "config") -> None:
+    root.add_typer(app, name="config")

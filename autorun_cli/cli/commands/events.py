@@ -202,5 +202,5 @@ def _ndjson(answer: Any) -> None:
     sys.stdout.flush()
 
 
-def register(root: typer.Typer) -> None:
+def register(root: typer.Typer, name: str = "events") -> None:
     root.add_typer(app, name="events")

@@ -453,7 +453,6 @@ def cancel_cmd(
             s.out.run_details([new], raw=raw)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("watch")(common(watch_cmd))
-    app.command("retry")(common(retry_cmd))
-    app.command("cancel")(common(cancel_cmd))
+def register(app: typer.Typer, name: str) -> None:
+    fn = {"watch": watch_cmd, "retry": retry_cmd, "cancel": cancel_cmd}[name]
+    app.command(name)(common(fn))

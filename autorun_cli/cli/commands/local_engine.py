@@ -152,7 +152,7 @@ def _defs_table(defs: list[dict[str, Any]]):
 def automations_list(
     all_versions: Annotated[bool, typer.Option("--all-versions", help="Every stored version, not just the latest.")] = False,
     output: OutputOpt = None,
-    json_: JsonOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """List the automations loaded into the local engine."""
     out = _out(output, json_)
@@ -173,7 +173,7 @@ def automations_show(
     automation_id: Annotated[str, typer.Argument(help="Automation ID.")],
     version: Annotated[Optional[int], typer.Option("--version", help="A stored version (default: the latest).", show_default=False)] = None,
     output: OutputOpt = None,
-    json_: JsonOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Show one automation: its trigger, identity and steps, and its TOML source."""
     out = _out(output, json_)
@@ -214,7 +214,7 @@ def automations_show(
 def automations_validate(
     paths: Annotated[list[str], typer.Argument(help="TOML files or folders to check.")],
     output: OutputOpt = None,
-    json_: JsonOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Check definitions without loading them; a bad one exits 2 naming the field."""
     from autorun_cli.engine import load_definitions
@@ -235,7 +235,7 @@ def automations_validate(
 def automations_load(
     paths: Annotated[list[str], typer.Argument(help="TOML files or folders to load.")],
     output: OutputOpt = None,
-    json_: JsonOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Load definitions into the local engine; a changed one becomes a new version."""
     from autorun_cli.engine import load_definitions
@@ -245,7 +245,7 @@ def automations_load(
     defs = [d for path in paths for d in load_definitions(path)]
     engine = open_engine()
     try:
-        results = [r.__dict__ for r in engine.load(defs)]
+        results = [r.as_dict() for r in engine.load(defs)]
     finally:
         engine.close()
     if out.mode == "table":
@@ -263,7 +263,7 @@ def engine_work(
     forever: Annotated[bool, typer.Option("--forever", help="Keep running as a worker until Ctrl-C.")] = False,
     poll: Annotated[float, typer.Option("--poll", help="With --forever: seconds between checks when idle.", min=0.01)] = 1.0,
     output: OutputOpt = None,
-    json_: JsonOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Fire due timers, retries and timeouts, and take over runs whose worker died;
     until idle, or with --forever as a long-lived worker."""
@@ -289,11 +289,8 @@ def engine_work(
         out.data(result)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("trigger")(common(trigger_cmd))
-    app.add_typer(automations_app, name="automations")
-    app.add_typer(engine_app, name="engine")
-
-
-def register_demo(app: typer.Typer) -> None:
-    app.command("demo")(common(demo_cmd))
+def register(app: typer.Typer, name: str) -> None:
+    if name in ("demo", "trigger"):
+        app.command(name)(common(demo_cmd if name == "demo" else trigger_cmd))
+    else:
+        app.add_typer({"automations": automations_app, "engine": engine_app}[name], name=name)

@@ -193,5 +193,5 @@ def replay_cmd(
             out.info(f"{len(reports)} run(s) replayed, all match")
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, name: str = "replay") -> None:
     app.command("replay")(common(replay_cmd))

@@ -120,6 +120,5 @@ def _concurrency() -> int:
     return value
 
 
-def register(app: typer.Typer) -> None:
-    app.command("list")(common(list_cmd))
-    app.command("show")(common(show_cmd))
+def register(app: typer.Typer, name: str) -> None:
+    app.command(name)(common(list_cmd if name == "list" else show_cmd))
