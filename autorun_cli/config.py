@@ -6,7 +6,6 @@ Read with tomllib, written with tomli-w at mode 0600 (it may hold a token).
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,8 @@ def load(path: Path | None = None) -> dict[str, Any]:
             f"cannot read config file {path}: {exc.strerror}",
             hint="fix its permissions, or point AUTORUN_CONFIG at another file",
         ) from None
+    import tomllib  # only when there is a file: most runs of a local setup have none
+
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from autorun_cli.errors import AutorunError, NotFoundError
@@ -41,6 +40,8 @@ def fetch_runs(
     if len(resolved) == 1 or concurrency <= 1:
         results = [one(i) for i in resolved]
     else:
+        from concurrent.futures import ThreadPoolExecutor  # not for the one-run case
+
         with ThreadPoolExecutor(max_workers=min(concurrency, len(resolved))) as pool:
             results = list(pool.map(one, resolved))
     runs = [r for r in results if not isinstance(r, AutorunError)]

@@ -6,7 +6,6 @@ a sort forces buffering.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -91,7 +90,7 @@ def list_runs(provider: Provider, query: ListQuery) -> Iterator[Run]:
     server_sorted = query.sort in provider.server_sorts
     # Sorting here reads every page: ask for full pages, not pages of --limit runs
     # (--sort name --limit 3 over 250 runs was 84 requests of 3).
-    fetch = query if server_sorted else dataclasses.replace(query, limit=None)
+    fetch = query if server_sorted else query.replace(limit=None)
     return select(
         provider.iter_runs(fetch),
         query,

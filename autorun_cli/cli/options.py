@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Annotated, Any, Callable, Optional
 
@@ -68,8 +67,9 @@ OutputOpt = Annotated[
     Optional[OutputMode],
     typer.Option("--output", "-o", envvar="AUTORUN_OUTPUT", help="table, json, ndjson or id.", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
 ]
+# Plain bool flags (False when absent): Typer skips its per-value coercion for them.
 JsonOpt = Annotated[
-    Optional[bool],
+    bool,
     typer.Option("--json", help="Short for -o json.", rich_help_panel=OUTPUT, show_default=False),
 ]
 ColorOpt = Annotated[
@@ -81,7 +81,7 @@ TimeFormatOpt = Annotated[
     typer.Option("--time-format", help="relative (default on a terminal) or iso (default when piped).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
 ]
 VerboseOpt = Annotated[
-    Optional[bool],
+    bool,
     typer.Option("--verbose", "-v", help="Log each request on stderr (secrets redacted).", rich_help_panel=OUTPUT, show_default=False),
 ]
 
@@ -101,26 +101,59 @@ COMMON: dict[str, Any] = {
 }
 
 
-@dataclass
+# The option names, in the order they appear in --help.
+_OPT_NAMES = tuple(COMMON)
+_FLAGS = frozenset({"json_", "verbose"})
+
+
 class Opts:
-    profile: str | None = None
-    provider: str | None = None
-    base_url: str | None = None
-    tenant: str | None = None
-    account: str | None = None
-    automation: str | None = None
-    output: OutputMode | None = None
-    json_: bool | None = None
-    color: ColorMode | None = None
-    time_format: TimeFormat | None = None
-    verbose: bool | None = None
+    """The shared options of one command; None (False for flags) = not given.
+
+    A plain slotted class, not a dataclass: it is built on every start-up path.
+    """
+
+    __slots__ = _OPT_NAMES
+
+    def __init__(
+        self,
+        profile: str | None = None,
+        provider: str | None = None,
+        base_url: str | None = None,
+        tenant: str | None = None,
+        account: str | None = None,
+        automation: str | None = None,
+        output: OutputMode | None = None,
+        json_: bool | None = None,
+        color: ColorMode | None = None,
+        time_format: TimeFormat | None = None,
+        verbose: bool | None = None,
+    ):
+        self.profile = profile
+        self.provider = provider
+        self.base_url = base_url
+        self.tenant = tenant
+        self.account = account
+        self.automation = automation
+        self.output = output
+        self.json_ = json_
+        self.color = color
+        self.time_format = time_format
+        self.verbose = verbose
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{n}={getattr(self, n)!r}" for n in _OPT_NAMES if getattr(self, n) not in (None, False))
+        return f"Opts({given})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Opts) and all(getattr(self, n) == getattr(other, n) for n in _OPT_NAMES)
 
     def merged(self, later: Opts) -> Opts:
         """``later`` (options after the command) wins where it was given."""
         out = Opts()
-        for f in fields(Opts):
-            value = getattr(later, f.name)
-            setattr(out, f.name, value if value is not None else getattr(self, f.name))
+        for name in _OPT_NAMES:
+            value = getattr(later, name)
+            given = value is not None and not (name in _FLAGS and value is False)
+            setattr(out, name, value if given else getattr(self, name))
         return out
 
     @property
@@ -157,7 +190,7 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     sig = inspect.signature(fn, eval_str=True)
     own = [p for p in sig.parameters.values() if p.name != "opts"]
     added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=None)
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=False if name in _FLAGS else None)
         for name, ann in COMMON.items()
     ]
     ctx_param = inspect.Parameter("autorun_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)

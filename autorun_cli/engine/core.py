@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -44,7 +42,8 @@ if TYPE_CHECKING:
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out", "skipped"})
 RETRYABLE = frozenset({"failed", "cancelled", "timed_out"})
 CHANNELS = {"send_email_template": "email", "send_push_template": "push", "send_sms": "sms"}
-_HOST = socket.gethostname()
+# os.uname, not socket.gethostname: the same name, without importing socket at start-up.
+_HOST = os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", "localhost")
 
 
 def default_home() -> Path:
@@ -66,37 +65,52 @@ class Dispatch(list):
         self.duplicate = duplicate
 
 
-@dataclass
+# Plain slotted classes rather than dataclasses: the engine loads on every local
+# command, and building a dataclass costs start-up time.
 class LoadResult:
-    id: str
-    version: int
-    created: bool  # False: identical to the latest stored version, nothing new stored
-    path: str | None = None
+    __slots__ = ("id", "version", "created", "path")
+
+    def __init__(self, id: str, version: int, created: bool, path: str | None = None):
+        self.id = id
+        self.version = version
+        self.created = created  # False: identical to the latest stored version, nothing new stored
+        self.path = path
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "version": self.version, "created": self.created, "path": self.path}
+
+    def __repr__(self) -> str:
+        return f"LoadResult(id={self.id!r}, version={self.version!r}, created={self.created!r}, path={self.path!r})"
 
 
-@dataclass
 class WorkStats:
-    timers_fired: int = 0
-    recovered: int = 0
-    http_requests: int = 0
-    loops: int = 0
+    __slots__ = ("timers_fired", "recovered", "http_requests", "loops")
+
+    def __init__(self) -> None:
+        self.timers_fired = 0
+        self.recovered = 0
+        self.http_requests = 0
+        self.loops = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"timers_fired": self.timers_fired, "recovered": self.recovered,
                 "http_requests": self.http_requests}
 
 
-@dataclass
 class _HttpJob:
-    run_id: str
-    step_key: str
-    step_row: int
-    attempt: int
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: Any
-    timeout: float
+    __slots__ = ("run_id", "step_key", "step_row", "attempt", "method", "url", "headers", "body", "timeout")
+
+    def __init__(self, run_id: str, step_key: str, step_row: int, attempt: int, method: str, url: str,
+                 headers: dict[str, str], body: Any, timeout: float):
+        self.run_id = run_id
+        self.step_key = step_key
+        self.step_row = step_row
+        self.attempt = attempt
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
 
 
 class _Run:

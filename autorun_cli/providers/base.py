@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,41 +24,83 @@ UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@~-]{0,199}$")
 
 
-@dataclass
-class Settings:
+# Settings, ListQuery and EventRequest are plain slotted classes, not dataclasses:
+# this module loads on every command, and building a dataclass costs start-up time.
+class _Record:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` applied (like dataclasses.replace)."""
+        return type(self)(**{**{n: getattr(self, n) for n in self.__slots__}, **changes})
+
+
+class Settings(_Record):
     """Everything resolved from flags, env, profile and defaults for one command."""
 
-    provider: str = "local"
-    profile: str | None = None
-    base_url: str | None = None
-    token: str | None = None
-    tenant: str | None = None
-    account: str | None = None
-    automation: str | None = None
-    home: str | None = None
-    verbose: bool = False
-    # Per-profile path overrides: list_path, get_path, retry_path, cancel_path...
-    paths: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("provider", "profile", "base_url", "token", "tenant", "account", "automation", "home", "verbose", "paths")
+
+    def __init__(
+        self,
+        provider: str = "local",
+        profile: str | None = None,
+        base_url: str | None = None,
+        token: str | None = None,
+        tenant: str | None = None,
+        account: str | None = None,
+        automation: str | None = None,
+        home: str | None = None,
+        verbose: bool = False,
+        # Per-profile path overrides: list_path, get_path, retry_path, cancel_path...
+        paths: dict[str, str] | None = None,
+    ):
+        self.provider = provider
+        self.profile = profile
+        self.base_url = base_url
+        self.token = token
+        self.tenant = tenant
+        self.account = account
+        self.automation = automation
+        self.home = home
+        self.verbose = verbose
+        self.paths = {} if paths is None else paths
 
     @property
     def secrets(self) -> list[str]:
         return [self.token] if self.token else []
 
 
-@dataclass
-class ListQuery:
+class ListQuery(_Record):
     """``autorun list`` filters in normalized terms."""
 
-    statuses: list[str] = field(default_factory=list)
-    uuids: list[str] = field(default_factory=list)
-    client_uuids: list[str] = field(default_factory=list)
-    automation: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    # "-created_at" (default, newest first), "name", "-status"...
-    sort: str = "-created_at"
-    # None = every page (--all).
-    limit: int | None = 20
+    __slots__ = ("statuses", "uuids", "client_uuids", "automation", "since", "until", "sort", "limit")
+
+    def __init__(
+        self,
+        statuses: list[str] | None = None,
+        uuids: list[str] | None = None,
+        client_uuids: list[str] | None = None,
+        automation: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        # "-created_at" (default, newest first), "name", "-status"...
+        sort: str = "-created_at",
+        # None = every page (--all).
+        limit: int | None = 20,
+    ):
+        self.statuses = [] if statuses is None else statuses
+        self.uuids = [] if uuids is None else uuids
+        self.client_uuids = [] if client_uuids is None else client_uuids
+        self.automation = automation
+        self.since = since
+        self.until = until
+        self.sort = sort
+        self.limit = limit
 
     @property
     def sort_field(self) -> str:
@@ -70,17 +111,28 @@ class ListQuery:
         return self.sort.startswith("-")
 
 
-@dataclass
-class EventRequest:
+class EventRequest(_Record):
     """An inbound event for ``events send`` (local engine or Sendrealm POST /events)."""
 
-    event: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    email: str | None = None
-    contact_id: str | None = None
-    external_id: str | None = None
-    occurred_at: str | None = None
-    idempotency_key: str | None = None
+    __slots__ = ("event", "payload", "email", "contact_id", "external_id", "occurred_at", "idempotency_key")
+
+    def __init__(
+        self,
+        event: str,
+        payload: dict[str, Any] | None = None,
+        email: str | None = None,
+        contact_id: str | None = None,
+        external_id: str | None = None,
+        occurred_at: str | None = None,
+        idempotency_key: str | None = None,
+    ):
+        self.event = event
+        self.payload = {} if payload is None else payload
+        self.email = email
+        self.contact_id = contact_id
+        self.external_id = external_id
+        self.occurred_at = occurred_at
+        self.idempotency_key = idempotency_key
 
 
 class Provider(ABC):
