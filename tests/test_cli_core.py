@@ -343,3 +343,29 @@ def test_a_real_start_builds_the_named_command_and_still_parses_root_options(iso
     helped = _real("show", "--help")
     assert helped.returncode == 0 and "--raw" in helped.stdout
 
+
+def test_gc_paused_for_start_up_is_back_on_before_the_command_runs():
+    import functools
+    import gc
+
+    from autorun_cli.cli import app as appmod
+
+    appmod._pause_gc()
+    try:
+        assert not gc.isenabled()
+        seen: list[bool] = []
+        cli = appmod.build_app("completion")
+        original = cli.registered_commands[0].callback
+
+        @functools.wraps(original)
+        def spy(shell):
+            seen.append(gc.isenabled())
+            return original(shell)
+
+        cli.registered_commands[0].callback = spy
+        r = runner.invoke(cli, ["completion", "bash"])
+        assert r.exit_code == 0, r.output
+        assert seen == [True]  # the root callback turned it back on
+    finally:
+        gc.enable()
+        gc.unfreeze()
