@@ -33,15 +33,22 @@ if __name__ == "__main__":
 '''
 
 
-def timed(cmd: list[str], env: dict[str, str], runs: int) -> float:
-    samples = []
+def _once(cmd: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"{cmd} failed: {proc.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def paired(a: list[str], b: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median times of ``a`` and ``b``, run alternately so drift in machine load hits both."""
+    sa, sb = [], []
     for _ in range(runs):
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        samples.append(time.perf_counter() - t)
-        if proc.returncode != 0:
-            sys.exit(f"{cmd} failed: {proc.stderr.decode()[-500:]}")
-    return statistics.median(samples)
+        sa.append(_once(a, env))
+        sb.append(_once(b, env))
+    return statistics.median(sa), statistics.median(sb)
 
 
 def main() -> None:
@@ -65,16 +72,15 @@ def main() -> None:
         subprocess.run([py, "-m", "autorun_cli", "demo"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ids = subprocess.run([py, "-m", "autorun_cli", "list", "-o", "id", "-n", "1"], env=env, capture_output=True, text=True).stdout.split()
         run_id = ids[0] if ids else None
-        # warm the page cache / bytecode
-        timed([py, str(hello), "--help"], env, 3)
-        timed([py, "-m", "autorun_cli", "--help"], env, 3)
-        h_help = timed([py, str(hello), "--help"], env, args.runs)
-        a_help = timed([py, "-m", "autorun_cli", "--help"], env, args.runs)
-        h_show = timed([py, str(hello), "show", "x", "--output", "json"], env, args.runs)
-        print(f"median of {args.runs} runs each (python {sys.version.split()[0]})")
+        hello_help, auto_help = [py, str(hello), "--help"], [py, "-m", "autorun_cli", "--help"]
+        paired(hello_help, auto_help, env, 3)  # warm the page cache
+        h_help, a_help = paired(hello_help, auto_help, env, args.runs)
+        print(f"median of {args.runs} runs each, alternating (python {sys.version.split()[0]})")
         print(f"--help        hello-world {h_help*1000:7.1f} ms   autorun {a_help*1000:7.1f} ms   ratio {a_help/h_help:.2f}x")
         if run_id:
-            a_show = timed([py, "-m", "autorun_cli", "show", run_id, "-o", "json"], env, args.runs)
+            h_show, a_show = paired(
+                [py, str(hello), "show", "x", "--output", "json"], [py, "-m", "autorun_cli", "show", run_id, "-o", "json"], env, args.runs
+            )
             print(f"show -o json  hello-world {h_show*1000:7.1f} ms   autorun {a_show*1000:7.1f} ms   ratio {a_show/h_show:.2f}x")
         else:
             print("show -o json  skipped: `autorun demo` made no local run to show")
