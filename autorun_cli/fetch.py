@@ -25,7 +25,7 @@ def resolve_id(provider: Provider, run_id: str, automation: str | None = None) -
 
 
 def fetch_runs(
-    provider: Provider, ids: list[str], *, concurrency: int = 16, automation: str | None = None
+    provider: Provider, ids: list[str], *, concurrency: int = 32, automation: str | None = None
 ) -> tuple[list[Run], list[AutorunError]]:
     """Every ID is validated before the first request; failures are returned in order."""
     checked = [provider.validate_id(i) if i != LATEST else i for i in ids]

@@ -71,7 +71,7 @@ def show_cmd(
 ) -> None:
     """Show runs in full: header, step timeline, waits, messages, logs, error and a hint.
 
-    Several IDs are fetched concurrently (AUTORUN_CONCURRENCY, default 16).
+    Several IDs are fetched concurrently (AUTORUN_CONCURRENCY, default 32).
     --svg/--html save the same view as a file; stdout is unchanged.
     """
     from autorun_cli.fetch import fetch_runs
@@ -110,13 +110,13 @@ def show_cmd(
 def _concurrency() -> int:
     from autorun_cli.errors import UsageError
 
-    raw = os.environ.get("AUTORUN_CONCURRENCY", "16")
+    raw = os.environ.get("AUTORUN_CONCURRENCY", "32")
     try:
         value = int(raw)
     except ValueError:
-        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} is not a number", hint="set it to a whole number, e.g. 16") from None
+        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} is not a number", hint="set it to a whole number, e.g. 32") from None
     if value < 1:
-        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} must be at least 1", hint="set it to a whole number, e.g. 16")
+        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} must be at least 1", hint="set it to a whole number, e.g. 32")
     return value
 
 
