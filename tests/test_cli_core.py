@@ -369,3 +369,23 @@ def test_gc_paused_for_start_up_is_back_on_before_the_command_runs():
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("mode", ["table", "json", "ndjson"])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(isolated, mode):
+    # `autorun show … | head -1`: a real pipe whose reader closes after a few bytes.
+    import subprocess
+    import sys
+
+    assert _real("demo").returncode == 0
+    run_id = _real("list", "-o", "id", "-n", "1").stdout.split()[0]
+    env = {**os.environ, "COLUMNS": "100"}
+    proc = subprocess.Popen([sys.executable, "-m", "autorun_cli", "show", *[run_id] * 120, "-o", mode],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    head = proc.stdout.read(20)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert head
+    assert "Traceback" not in err and "Exception ignored" not in err and "error:" not in err

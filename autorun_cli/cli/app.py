@@ -32,9 +32,12 @@ def handle_exception(exc: BaseException) -> int:
         return EXIT_INTERRUPTED
     if isinstance(exc, BrokenPipeError):
         # `autorun list | head`: the reader left; nothing more to say.
+        # Point fd 1 at /dev/null, so flushing what is still buffered at exit
+        # cannot raise again (Python's own advice for SIGPIPE-free programs).
         try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
             pass
         return 0
     from autorun_cli.errors import AutorunError as _E

@@ -25,6 +25,25 @@ def _dumps(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
 
 
+_console_class: Any = None
+
+
+def console_class() -> type[Console]:
+    """Rich's Console, except a reader that goes away (`autorun list | head`) ends the
+    command quietly with exit 0 like the JSON modes, rather than Rich's exit 1."""
+    global _console_class
+    if _console_class is None:
+        from rich.console import Console
+
+        class PipeQuietConsole(Console):
+            def on_broken_pipe(self) -> None:
+                self.quiet = True
+                raise BrokenPipeError
+
+        _console_class = PipeQuietConsole
+    return _console_class
+
+
 class Output:
     def __init__(self, opts: Opts):
         self.mode = opts.mode
@@ -44,8 +63,7 @@ class Output:
             return False
 
     def _console(self, stream: Any) -> Console:
-        from rich.console import Console
-
+        Console = console_class()
         no_color = "NO_COLOR" in os.environ and os.environ.get("NO_COLOR", "") != ""
         if self.color == "never" or (self.color == "auto" and no_color):
             return Console(file=stream, color_system=None, highlight=False, emoji=False, markup=False, force_terminal=False, soft_wrap=False)

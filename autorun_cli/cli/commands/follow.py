@@ -135,8 +135,9 @@ class Follower:
 
     # -- live view ------------------------------------------------------------
     def _console(self) -> Any:
-        from rich.console import Console
+        from autorun_cli.cli.output import console_class
 
+        Console = console_class()
         out = self.s.out
         no_color = out.color == "never" or (out.color == "auto" and os.environ.get("NO_COLOR", "") != "")
         # Our own console: the Output one is built not-a-terminal under --color never,
