@@ -209,7 +209,7 @@ def test_watch_retried_step_under_the_same_key_is_reported(clock):
     FakeProvider.reset({"r1": [first, second]})
     result = fake("watch", "r1", "--interval", "0.01")
     assert result.stdout.splitlines()[2:] == [
-        "2026-06-08T14:00:05Z r1 call_api completed",
+        "2026-06-08T14:00:05Z r1 call_api#2 completed",
         "2026-06-08T14:00:05Z r1 - completed",
     ]
 

@@ -76,14 +76,14 @@ def _field(value: Any) -> str:
 
 def _step_states(run: Run) -> dict[tuple[str, int], str]:
     """Step statuses keyed by (label, occurrence): a step retried under the same
-    key appears twice and is told apart by its occurrence."""
+    key appears again and is told apart by its occurrence, shown as ``key#2``."""
     states: dict[tuple[str, int], str] = {}
     seen: dict[str, int] = {}
     for i, step in enumerate(run.steps, 1):
-        label = _field(step.key or step.name or step.id or f"step{i}")
-        n = seen.get(label, 0)
-        seen[label] = n + 1
-        states[(label, n)] = step.status
+        base = _field(step.key or step.name or step.id or f"step{i}")
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        states[(base if n == 0 else f"{base}#{n + 1}", n)] = step.status
     return states
 
 
