@@ -95,7 +95,7 @@ def demo_cmd(opts: Opts) -> None:
 
 def trigger_cmd(
     opts: Opts,
-    event: Annotated[str, typer.Argument(help="Event name, e.g. order.completed.")],
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="Event name, e.g. order.completed.")],
     payload: Annotated[Optional[str], typer.Option("--payload", help="JSON object, @file.json, or @- for stdin.", show_default=False)] = None,
     event_id: Annotated[Optional[str], typer.Option("--id", help="Event ID; the same ID twice starts nothing new.", show_default=False)] = None,
     occurred_at: Annotated[Optional[str], typer.Option("--occurred-at", help="When the event happened (ISO 8601).", show_default=False)] = None,

@@ -130,7 +130,7 @@ def _report_view(report: Report):
 
 def replay_cmd(
     opts: Opts,
-    source: Annotated[str, typer.Argument(help="A run ID of the current provider, a JSON file from `show -o json` (with or without --raw), a vendor's run document, or - for ndjson on stdin.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A run ID of the current provider, a JSON file from `show -o json` (with or without --raw), a vendor's run document, or - for ndjson on stdin.")],
     definition: Annotated[Optional[str], typer.Option("--definition", "-d", help="The automation to replay against (TOML). Default for local runs: the version they ran.", show_default=False)] = None,
 ) -> None:
     """Re-execute recorded runs on the local engine on a virtual clock, with their

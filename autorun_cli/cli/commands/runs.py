@@ -64,7 +64,7 @@ def list_cmd(
 
 def show_cmd(
     opts: Opts,
-    ids: Annotated[List[str], typer.Argument(help="Run IDs, or @latest for the newest run.", show_default=False)],
+    ids: Annotated[List[str], typer.Argument(metavar="ID", help="Run IDs, or @latest for the newest run.", show_default=False)],
     raw: Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw`.")] = False,
     svg: Annotated[Optional[Path], typer.Option("--svg", metavar="FILE", help="Also save the human view as SVG (e.g. a CI artifact).", dir_okay=False, show_default=False)] = None,
     html: Annotated[Optional[Path], typer.Option("--html", metavar="FILE", help="Also save the human view as HTML.", dir_okay=False, show_default=False)] = None,
