@@ -5,13 +5,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from pathlib import Path
 
 import httpx
 import pytest
-import respx
 
-from autorun_cli import http as http_mod
 from autorun_cli.errors import (
     BadResponseError,
     NotFoundError,
@@ -24,28 +21,21 @@ from autorun_cli.providers.base import ListQuery, Settings
 from autorun_cli.providers.generic import STATUS_TABLE, GenericProvider, map_session, map_step
 from autorun_cli.status import normalize
 
-BASE = "https://api.example.test"
+from respx_helpers import BASE, load
+
 TOKEN = "ts_SECRET_abcdef123456"
 AUTO = "6e5d4c3b-2a19-4f08-9e7d-6c5b4a392817"
 FAILED_ID = "9f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
 SEED_ID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
-FIX = Path(__file__).parent / "fixtures"
 SESSIONS = f"/automations/{AUTO}/sessions/"
 
 
-def load(name: str):
-    return json.loads((FIX / name).read_text())
+# Backoffs are recorded, not slept (conftest.delays).
+pytestmark = pytest.mark.usefixtures("delays")
 
 
 def seed():
     return load("seeds/generic_session.json")
-
-
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch):
-    slept: list[float] = []
-    monkeypatch.setattr(http_mod, "sleep", slept.append)
-    return slept
 
 
 @pytest.fixture
@@ -53,12 +43,6 @@ def provider():
     p = make_provider(Settings(provider="generic", base_url=BASE, token=TOKEN, automation=AUTO))
     yield p
     p.close()
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
-        yield mock
 
 
 def session(i: int, status: str = "FINISHED") -> dict:
@@ -406,11 +390,11 @@ def test_token_never_in_errors(provider, api):
     assert TOKEN not in exc.value.message and exc.value.exit_code == 4
 
 
-def test_persistent_503_is_service_error_after_retries(provider, api, no_sleep):
+def test_persistent_503_is_service_error_after_retries(provider, api, delays):
     route = api.get(f"{SESSIONS}{FAILED_ID}").respond(503, json={"detail": "Service Unavailable"})
     with pytest.raises(ServiceError) as exc:
         provider.get_run(FAILED_ID)
-    assert route.call_count == 4 and len(no_sleep) == 3
+    assert route.call_count == 4 and len(delays) == 3
     assert "Service Unavailable" in exc.value.message
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from pathlib import Path
 
 import httpx
 import pytest
-import respx
 
-import autorun_cli.http as http_mod
 from autorun_cli.errors import (
     AuthError,
     BadResponseError,
@@ -25,31 +22,17 @@ from autorun_cli.providers import make_provider
 from autorun_cli.providers.base import ListQuery, Settings
 from autorun_cli.providers.plannr import PlannrProvider, map_execution
 
-BASE = "https://api.example.test"
+from respx_helpers import BASE, load
+
 TOKEN = "plannr-secret-token-123"
 ACCOUNT = "2066e7c6-feb1-4e00-b55a-8a0f91d47bad"
 LIST = "/api/v1/automation-executions"
-FIXTURES = Path(__file__).parent / "fixtures"
 SEED_INFO = '"[{errors : "the account_uuid field is required" }]"'
 RUN_ID = "82f16694-dbe3-4787-bd57-ab9eec12b43f"
 
 
-def load(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture(autouse=True)
-def delays(monkeypatch):
-    """Record every backoff instead of sleeping, so tests stay fast."""
-    recorded: list[float] = []
-    monkeypatch.setattr(http_mod, "sleep", recorded.append)
-    return recorded
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
-        yield mock
+# Backoffs are recorded, not slept (conftest.delays).
+pytestmark = pytest.mark.usefixtures("delays")
 
 
 def provider(**settings_kw) -> PlannrProvider:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from pathlib import Path
 
 import httpx
 import pytest
-import respx
 
-import autorun_cli.http as http_mod
 from autorun_cli.errors import (
     AuthError,
     BadResponseError,
@@ -25,28 +22,14 @@ from autorun_cli.providers import make_provider
 from autorun_cli.providers.base import EventRequest, ListQuery, Settings
 from autorun_cli.providers.sendrealm import SendrealmProvider, map_run
 
-BASE = "https://api.example.test"
+from respx_helpers import BASE, load
+
 TOKEN = "sr_live_secret_token_456"
 RUNS = "/automations/aut_123/runs"
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def load(name: str):
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture(autouse=True)
-def delays(monkeypatch):
-    """Record every backoff instead of sleeping, so tests stay fast."""
-    recorded: list[float] = []
-    monkeypatch.setattr(http_mod, "sleep", recorded.append)
-    return recorded
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
-        yield mock
+# Backoffs are recorded, not slept (conftest.delays).
+pytestmark = pytest.mark.usefixtures("delays")
 
 
 def provider(**settings_kw) -> SendrealmProvider:

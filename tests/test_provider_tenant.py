@@ -5,13 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import httpx
 import pytest
-import respx
 
-from autorun_cli import http as http_mod
 from autorun_cli.errors import (
     AuthError,
     BadResponseError,
@@ -25,25 +22,18 @@ from autorun_cli.providers.base import ListQuery, Settings
 from autorun_cli.providers.tenant import STATUS_TABLE, TenantProvider, derive_steps, map_execution
 from autorun_cli.status import normalize
 
-BASE = "https://api.example.test"
+from respx_helpers import BASE, load
+
 TOKEN = "tk_live_SECRET_1234567890"
 TENANT = "5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"
-FIX = Path(__file__).parent / "fixtures"
 LIST = "/api/v1/automation/executions"
 FAILED_ID = "7d3e2c1a-5b4f-4e8a-9c2d-1f0e3a4b5c6d"
 STRING_LINKS_ID = "2b9f1e7c-3d4a-4c5b-9e6f-7a8b9c0d1e2f"
 COMPLETED_ID = "0e5c8a3f-9b2d-4f1e-a6c7-d8e9f0a1b2c3"
 
 
-def load(name: str):
-    return json.loads((FIX / name).read_text())
-
-
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch):
-    slept: list[float] = []
-    monkeypatch.setattr(http_mod, "sleep", slept.append)
-    return slept
+# Backoffs are recorded, not slept (conftest.delays).
+pytestmark = pytest.mark.usefixtures("delays")
 
 
 @pytest.fixture
@@ -51,12 +41,6 @@ def provider():
     p = make_provider(Settings(provider="tenant", base_url=BASE, token=TOKEN, tenant=TENANT))
     yield p
     p.close()
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
-        yield mock
 
 
 def execution(i: int, status: str = "completed") -> dict:
@@ -378,7 +362,7 @@ def test_malformed_uuid_refused_before_any_request(provider, api, bad):
     assert route.call_count == 0
 
 
-def test_500_not_found_is_not_found(provider, api, no_sleep):
+def test_500_not_found_is_not_found(provider, api, delays):
     route = api.get(f"{LIST}/{FAILED_ID}").respond(
         500, json={"error": {"code": "INTERNAL_ERROR", "message": "Execution not found", "details": None}}
     )
@@ -388,7 +372,7 @@ def test_500_not_found_is_not_found(provider, api, no_sleep):
     assert "Execution not found" in exc.value.message
     assert "autorun list" in exc.value.hint
     assert route.call_count == 1  # a final answer is not retried
-    assert no_sleep == []
+    assert delays == []
 
 
 def test_500_not_found_with_string_error_body(provider, api):
@@ -398,7 +382,7 @@ def test_500_not_found_with_string_error_body(provider, api):
     assert "Automation execution NOT FOUND" in exc.value.message
 
 
-def test_500_other_is_service_error_after_retries(provider, api, no_sleep):
+def test_500_other_is_service_error_after_retries(provider, api, delays):
     route = api.get(f"{LIST}/{FAILED_ID}").respond(
         500, json={"error": {"code": "INTERNAL_ERROR", "message": "Database connection lost"}}
     )
@@ -408,7 +392,7 @@ def test_500_other_is_service_error_after_retries(provider, api, no_sleep):
     assert exc.value.exit_code == 5
     assert "Database connection lost" in exc.value.message
     assert route.call_count == 4  # 1 + 3 retries
-    assert len(no_sleep) == 3
+    assert len(delays) == 3
 
 
 def test_403_is_not_allowed(provider, api):
