@@ -47,6 +47,7 @@ MAX_RETRY_AFTER = 60.0
 USER_AGENT = f"autorun/{__version__}"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
+
 class _NoCookies(CookieJar):
     """Keeps no cookies: an API token authenticates each request, and a Set-Cookie
     from one answer must not ride along on the next (parsing it cost time, too)."""
@@ -59,10 +60,9 @@ def _tls_context(base_url: str) -> Any:
     """Certificate verification for https; for an http base URL no TLS is ever used
     (links must keep the base URL's scheme), so skip loading the CA bundle (~20 ms)
     and hand httpx a context that trusts nothing: it fails closed if one were."""
-    import ssl
-
     if base_url.startswith("https:"):
         return httpx.create_ssl_context()
+    import ssl
 
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 

@@ -35,10 +35,12 @@ def handle_exception(exc: BaseException) -> int:
         # Point fd 1 at /dev/null, so flushing what is still buffered at exit
         # cannot raise again (Python's own advice for SIGPIPE-free programs).
         try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            fd = sys.stdout.fileno()
         except (OSError, ValueError, AttributeError):
-            pass
+            return 0  # not a real file (tests): nothing is flushed to a pipe at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
         return 0
     from autorun_cli.errors import AutorunError as _E
 
