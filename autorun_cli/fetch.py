@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from autorun_cli.providers.base import Provider
 
 LATEST = "@latest"
+# Runs fetched at once by `show ID…` unless AUTORUN_CONCURRENCY says otherwise.
+DEFAULT_CONCURRENCY = 32
 
 
 def resolve_id(provider: Provider, run_id: str, automation: str | None = None) -> str:
@@ -25,7 +27,7 @@ def resolve_id(provider: Provider, run_id: str, automation: str | None = None) -
 
 
 def fetch_runs(
-    provider: Provider, ids: list[str], *, concurrency: int = 32, automation: str | None = None
+    provider: Provider, ids: list[str], *, concurrency: int = DEFAULT_CONCURRENCY, automation: str | None = None
 ) -> tuple[list[Run], list[AutorunError]]:
     """Every ID is validated before the first request; failures are returned in order."""
     checked = [provider.validate_id(i) if i != LATEST else i for i in ids]

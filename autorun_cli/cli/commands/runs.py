@@ -109,14 +109,15 @@ def show_cmd(
 
 def _concurrency() -> int:
     from autorun_cli.errors import UsageError
+    from autorun_cli.fetch import DEFAULT_CONCURRENCY
 
-    raw = os.environ.get("AUTORUN_CONCURRENCY", "32")
+    raw = os.environ.get("AUTORUN_CONCURRENCY", str(DEFAULT_CONCURRENCY))
     try:
         value = int(raw)
     except ValueError:
-        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} is not a number", hint="set it to a whole number, e.g. 32") from None
+        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} is not a number", hint=f"set it to a whole number, e.g. {DEFAULT_CONCURRENCY}") from None
     if value < 1:
-        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} must be at least 1", hint="set it to a whole number, e.g. 32")
+        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} must be at least 1", hint=f"set it to a whole number, e.g. {DEFAULT_CONCURRENCY}")
     return value
 
 
