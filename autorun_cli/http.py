@@ -184,7 +184,6 @@ class HttpClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 3,
         transport: httpx.BaseTransport | None = None,
-        max_connections: int = 32,
     ):
         if not re.match(r"^https?://", base_url or ""):
             raise UsageError(
@@ -204,7 +203,6 @@ class HttpClient:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
         # One httpx client (connection pool) per thread that sends: `show ID…` fetches
         # from a thread pool, and one shared pool re-scans every connection under one
