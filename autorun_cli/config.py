@@ -64,7 +64,7 @@ def load(path: Path | None = None) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"config file {path} is not valid TOML: {exc}",
-            hint=f"fix the line it names, or move the file aside and recreate it with `autorun config add`",
+            hint="fix the line it names, or move the file aside and recreate it with `autorun config add`",
         ) from None
     _validate(doc, path)
     return doc

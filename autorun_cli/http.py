@@ -180,7 +180,8 @@ class HttpClient:
         headers: dict[str, str] | None = None,
         secrets: list[str] | None = None,
         verbose: bool = False,
-        error_parser: type[ErrorHooks] | ErrorHooks | None = None,
+        # ErrorHooks or anything with its two static methods (a Provider class).
+        error_parser: Any = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 3,
         transport: httpx.BaseTransport | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from autorun_cli.errors import UsageError
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from autorun_cli.providers.base import ListQuery, Provider
 
 SORT_FIELDS = ("created_at", "updated_at", "status", "name")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_sort(text: str | None) -> str:

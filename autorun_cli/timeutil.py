@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -25,7 +25,7 @@ def parse_ts(value: object) -> datetime | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt
 
 
@@ -47,7 +47,7 @@ def parse_duration(text: str) -> float:
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:
     """``--since 2h`` (ago) or an ISO timestamp/date. Raises ValueError."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     try:
         return now - timedelta(seconds=parse_duration(text))
     except ValueError:
@@ -85,7 +85,7 @@ def relative(value: object, now: datetime | None = None) -> str:
     dt = parse_ts(value)
     if dt is None:
         return "" if value is None else str(value)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     delta = (now - dt).total_seconds()
     future = delta < 0
     secs = abs(delta)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autorun_cli.engine import Engine, MemoryStore, SQLiteStore, VirtualClock, parse_toml  # noqa: E402
+from autorun_cli.engine import Engine, MemoryStore, SQLiteStore, VirtualClock, parse_toml
 
 DEFINITION = """
 id = "bench_receipt"

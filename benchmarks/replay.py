@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ def recorded_docs(n: int, seed: int = 7) -> list[dict]:
     """Vendor documents like Sendrealm's example, varied in time, identity and outcome."""
     rng = random.Random(seed)
     base = json.loads(SEED.read_text())["data"]
-    t0 = datetime(2026, 6, 8, 14, 15, tzinfo=timezone.utc)
+    t0 = datetime(2026, 6, 8, 14, 15, tzinfo=UTC)
     out = []
     for i in range(n):
         doc = copy.deepcopy(base)

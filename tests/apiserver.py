@@ -39,11 +39,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 SEEDS_DIR = Path(__file__).resolve().parent / "fixtures" / "seeds"
 PROVIDERS = ("plannr", "sendrealm", "tenant", "generic")
@@ -78,7 +78,7 @@ _GEN_RE["sendrealm"] = re.compile(r"^run_g(\d{6,})$")
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "proxy-authorization"})
 
-BASE_EPOCH = int(datetime(2026, 6, 1, tzinfo=timezone.utc).timestamp())
+BASE_EPOCH = int(datetime(2026, 6, 1, tzinfo=UTC).timestamp())
 STEP_SECONDS = 61  # generated run i was created i*61 s before BASE_EPOCH: index order = newest first
 
 STATUSES = {
@@ -112,7 +112,7 @@ def _status(provider: str, i: int) -> str:
 
 
 def iso(epoch: float, style: str = "z") -> str:
-    dt = datetime.fromtimestamp(epoch, timezone.utc)
+    dt = datetime.fromtimestamp(epoch, UTC)
     if style == "ms":
         return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
     if style == "offset":
@@ -128,7 +128,7 @@ def parse_ts(value: Any) -> float | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import fakes  # noqa: E402
+import fakes
 
 fakes.register()
 fakes.FakeProvider.load_env_script()

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-import autorun_cli.http as http_mod
 from apiserver import (
     DEFAULT_TOKEN,
     GENERIC_AUTOMATION,
@@ -31,6 +29,8 @@ from apiserver import (
     ApiServer,
     gen_id,
 )
+
+import autorun_cli.http as http_mod
 from autorun_cli.errors import (
     AuthError,
     BadResponseError,

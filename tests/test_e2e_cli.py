@@ -15,11 +15,8 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-import pytest
-from typer.testing import CliRunner
-
 import apiserver
-import autorun_cli.http as http_mod
+import pytest
 from apiserver import (
     GENERIC_AUTOMATION,
     GENERIC_SEED_AUTOMATION,
@@ -38,6 +35,9 @@ from apiserver import (
     _status,
     gen_id,
 )
+from typer.testing import CliRunner
+
+import autorun_cli.http as http_mod
 from autorun_cli.cli.app import app
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import re
 
+import fakes
 import httpx
 import pytest
 import respx
+from fakes import FakeProvider
 from typer.testing import CliRunner
 
-import fakes
 from autorun_cli import http as http_mod
 from autorun_cli.cli.app import app
 from autorun_cli.cli.commands.events import summarize
-from fakes import FakeProvider
 
 BASE = "https://api.example.test"
 TOKEN = "tk_live_SECRET_events_98765"

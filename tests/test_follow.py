@@ -8,19 +8,19 @@ of the follower are replaced, so nothing here waits.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+import fakes
 import httpx
 import pytest
 import respx
+from fakes import FakeProvider, run_doc
 from typer.testing import CliRunner
 
-import fakes
 from autorun_cli import http as http_mod
 from autorun_cli.cli.app import app
 from autorun_cli.cli.commands import follow
-from fakes import FakeProvider, run_doc
 
 FIX = Path(__file__).parent / "fixtures"
 T = "2026-06-08T14:00:00Z"
@@ -58,7 +58,7 @@ def clock(monkeypatch):
     c = Clock()
     monkeypatch.setattr(follow, "sleep", c.sleep)
     monkeypatch.setattr(follow, "monotonic", c.monotonic)
-    monkeypatch.setattr(follow, "utcnow", lambda: datetime(2026, 6, 8, 14, 0, 5, tzinfo=timezone.utc))
+    monkeypatch.setattr(follow, "utcnow", lambda: datetime(2026, 6, 8, 14, 0, 5, tzinfo=UTC))
     return c
 
 

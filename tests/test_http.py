@@ -8,8 +8,8 @@ import threading
 import httpx
 import pytest
 import respx
-
 from apiserver import ApiServer
+
 from autorun_cli.http import HttpClient, _tls_context
 
 
@@ -50,7 +50,7 @@ def test_each_thread_sends_on_its_own_pool_and_close_closes_them_all(api_server:
             # The same thread keeps its client for the next request.
             http.get_json("/automation-runs/run_123")
             assert id(http._client) == seen[threading.get_ident()]
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=fetch, args=(n,)) for n in range(4)]

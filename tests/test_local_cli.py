@@ -531,7 +531,7 @@ def test_watch_ended_local_runs_returns_at_once(demo_home):
 class _Hook(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 (http.server's name)
+    def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         _Hook.received.append({"key": self.headers.get("Idempotency-Key"), "body": json.loads(self.rfile.read(length))})
         self.send_response(200)

@@ -8,6 +8,7 @@ import json
 
 import httpx
 import pytest
+from respx_helpers import BASE, load
 
 from autorun_cli.errors import (
     BadResponseError,
@@ -20,8 +21,6 @@ from autorun_cli.providers import make_provider
 from autorun_cli.providers.base import ListQuery, Settings
 from autorun_cli.providers.generic import STATUS_TABLE, GenericProvider, map_session, map_step
 from autorun_cli.status import normalize
-
-from respx_helpers import BASE, load
 
 TOKEN = "ts_SECRET_abcdef123456"
 AUTO = "6e5d4c3b-2a19-4f08-9e7d-6c5b4a392817"

@@ -8,6 +8,7 @@ import json
 
 import httpx
 import pytest
+from respx_helpers import BASE, load
 
 from autorun_cli.errors import (
     AuthError,
@@ -21,8 +22,6 @@ from autorun_cli.http import HttpClient
 from autorun_cli.providers import make_provider
 from autorun_cli.providers.base import ListQuery, Settings
 from autorun_cli.providers.plannr import PlannrProvider, map_execution
-
-from respx_helpers import BASE, load
 
 TOKEN = "plannr-secret-token-123"
 ACCOUNT = "2066e7c6-feb1-4e00-b55a-8a0f91d47bad"
@@ -346,7 +345,7 @@ def test_laravel_links_next_across_three_pages(api):
     runs = list(provider().iter_runs(ListQuery(uuids=["u1"], limit=None)))
     assert [r.id[-1] for r in runs] == ["1", "2", "3", "4", "5"]
     assert route.call_count == 3
-    for call, page in zip(route.calls, (None, "2", "3")):
+    for call, page in zip(route.calls, (None, "2", "3"), strict=True):
         params = call.request.url.params
         assert params.get("page") == page
         # Filters, sort and page size survive links that do not carry them.

@@ -8,6 +8,7 @@ import json
 
 import httpx
 import pytest
+from respx_helpers import BASE, load
 
 from autorun_cli.errors import (
     AuthError,
@@ -21,8 +22,6 @@ from autorun_cli.http import HttpClient
 from autorun_cli.providers import make_provider
 from autorun_cli.providers.base import EventRequest, ListQuery, Settings
 from autorun_cli.providers.sendrealm import SendrealmProvider, map_run
-
-from respx_helpers import BASE, load
 
 TOKEN = "sr_live_secret_token_456"
 RUNS = "/automations/aut_123/runs"

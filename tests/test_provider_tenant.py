@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from respx_helpers import BASE, load
 
 from autorun_cli.errors import (
     AuthError,
@@ -21,8 +22,6 @@ from autorun_cli.providers import make_provider
 from autorun_cli.providers.base import ListQuery, Settings
 from autorun_cli.providers.tenant import STATUS_TABLE, TenantProvider, derive_steps, map_execution
 from autorun_cli.status import normalize
-
-from respx_helpers import BASE, load
 
 TOKEN = "tk_live_SECRET_1234567890"
 TENANT = "5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"
@@ -255,8 +254,8 @@ def test_filters_reach_the_server(provider, api):
     query = ListQuery(
         statuses=["timed_out"],
         automation="a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
-        since=datetime(2025, 3, 14, 8, 0, tzinfo=timezone.utc),
-        until=datetime(2025, 3, 15, 0, 0, tzinfo=timezone.utc),
+        since=datetime(2025, 3, 14, 8, 0, tzinfo=UTC),
+        until=datetime(2025, 3, 15, 0, 0, tzinfo=UTC),
         limit=500,
     )
     runs = list(provider.iter_runs(query))

@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from fakes import SCRIPT_ENV, run_doc
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (CI: apt-get install -y tmux)")

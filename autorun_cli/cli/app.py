@@ -63,7 +63,7 @@ class AutorunGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             # Typer's own usage errors (unknown flag...) already exit 2 with a message.
             raise
-        except Exception as exc:  # noqa: BLE001 - the one place errors are rendered
+        except Exception as exc:
             if os.environ.get("AUTORUN_DEBUG") == "1" and not isinstance(exc, AutorunError):
                 raise
             if os.environ.get("AUTORUN_DEBUG") == "1":

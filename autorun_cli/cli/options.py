@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -40,31 +41,31 @@ class TimeFormat(str, Enum):
 
 
 ProfileOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--profile", "-p", envvar="AUTORUN_PROFILE", help="Profile of the config file to use.", rich_help_panel=SELECTION, show_default=False),
 ]
 ProviderOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--provider", envvar="AUTORUN_PROVIDER", help="plannr, sendrealm, tenant, generic or local.", rich_help_panel=SELECTION, show_default=False),
 ]
 BaseUrlOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--base-url", envvar="AUTORUN_BASE_URL", help="API root, e.g. https://api.sendrealm.com.", rich_help_panel=SELECTION, show_default=False),
 ]
 TenantOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--tenant", envvar="AUTORUN_TENANT_ID", help="x-tenant-id for the tenant provider.", rich_help_panel=SELECTION, show_default=False),
 ]
 AccountOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--account", envvar="AUTORUN_ACCOUNT_UUID", help="X-PLANNR-ACCOUNT-UUID for plannr.", rich_help_panel=SELECTION, show_default=False),
 ]
 AutomationOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--automation", envvar="AUTORUN_AUTOMATION_ID", help="Automation (blueprint, rule) whose runs to use; generic paths need it.", rich_help_panel=SELECTION, show_default=False),
 ]
 OutputOpt = Annotated[
-    Optional[OutputMode],
+    OutputMode | None,
     typer.Option("--output", "-o", envvar="AUTORUN_OUTPUT", help="table, json, ndjson or id.", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
 ]
 # Plain bool flags (False when absent): Typer skips its per-value coercion for them.
@@ -73,11 +74,11 @@ JsonOpt = Annotated[
     typer.Option("--json", help="Short for -o json.", rich_help_panel=OUTPUT, show_default=False),
 ]
 ColorOpt = Annotated[
-    Optional[ColorMode],
+    ColorMode | None,
     typer.Option("--color", help="auto, always or never (NO_COLOR is honoured).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
 ]
 TimeFormatOpt = Annotated[
-    Optional[TimeFormat],
+    TimeFormat | None,
     typer.Option("--time-format", help="relative (default on a terminal) or iso (default when piped).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
 ]
 VerboseOpt = Annotated[
@@ -177,7 +178,8 @@ def set_current(opts: Opts) -> None:
     _current = opts
 
 
-def root_opts(ctx: typer.Context | None) -> Opts:
+def root_opts(ctx: Any) -> Opts:
+    # Any: Typer hands its own (vendored Click) Context here, a supertype of typer.Context.
     while ctx is not None:
         if isinstance(ctx.obj, Opts):
             return ctx.obj

@@ -7,7 +7,7 @@ ISO 8601 strings only on the read side.
 from __future__ import annotations
 
 import time as _time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class Clock:
@@ -19,7 +19,7 @@ class Clock:
         raise TypeError(f"{type(self).__name__} does not tell the time")
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.time(), timezone.utc)
+        return datetime.fromtimestamp(self.time(), UTC)
 
     def sleep(self, seconds: float) -> None:
         raise TypeError(f"{type(self).__name__} cannot sleep")
@@ -37,7 +37,7 @@ class RealClock(Clock):
 def _to_epoch(value: datetime | float | int | str) -> float:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value.timestamp()
     if isinstance(value, str):
         from autorun_cli.timeutil import parse_ts

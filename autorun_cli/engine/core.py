@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from autorun_cli.engine.clock import Clock, RealClock, _to_epoch
 from autorun_cli.engine.store import RUN_COLUMNS, SQLiteStore, Store

@@ -36,7 +36,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -185,7 +185,7 @@ class Fail(_Step):
 
 
 Step = Annotated[
-    Union[SendEmail, SendPush, SendSms, HttpRequest, Delay, WaitForEvent, Condition, Fail],
+    SendEmail | SendPush | SendSms | HttpRequest | Delay | WaitForEvent | Condition | Fail,
     Field(discriminator="type"),
 ]
 STEP_TYPES = (

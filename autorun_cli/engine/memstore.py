@@ -119,14 +119,14 @@ class MemoryStore(Store):
 
     # -- runs -----------------------------------------------------------------
     def insert_run(self, values: tuple) -> None:
-        row = dict(zip(RUN_COLUMNS, values))
+        row = dict(zip(RUN_COLUMNS, values, strict=True))
         self._runs[row["id"]] = row
         self._on_undo(lambda: self._runs.pop(row["id"], None))
 
     def update_run(self, values: tuple) -> None:
         row = self._runs[values[0]]
         old = dict(row)
-        row.update(zip(RUN_COLUMNS, values))
+        row.update(zip(RUN_COLUMNS, values, strict=True))
         self._on_undo(lambda: row.update(old))
 
     def get_run(self, run_id: str) -> dict | None:
@@ -173,7 +173,7 @@ class MemoryStore(Store):
     # -- steps ----------------------------------------------------------------
     def insert_step(self, values: tuple) -> int:
         sid = next(self._step_ids)
-        row = dict(zip(STEP_COLUMNS, values))
+        row = dict(zip(STEP_COLUMNS, values, strict=True))
         row["id"] = sid
         self._steps[sid] = row
         lst = self._run_steps.setdefault(row["run_id"], [])
@@ -210,7 +210,7 @@ class MemoryStore(Store):
 
     # -- waits ----------------------------------------------------------------
     def insert_wait(self, values: tuple) -> None:
-        row = dict(zip(WAIT_COLUMNS, values))
+        row = dict(zip(WAIT_COLUMNS, values, strict=True))
         row.update(resumed_at=None, timed_out_at=None, branch=None, resumed_by=None)
         self._waits[row["id"]] = row
         lst = self._run_waits.setdefault(row["run_id"], [])
@@ -313,7 +313,7 @@ class MemoryStore(Store):
 
     # -- outbox ---------------------------------------------------------------
     def add_message(self, values: tuple) -> bool:
-        row = dict(zip(MESSAGE_COLUMNS, values))
+        row = dict(zip(MESSAGE_COLUMNS, values, strict=True))
         key = row["idempotency_key"]
         if key in self._outbox:
             return False

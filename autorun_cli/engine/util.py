@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 _MISSING = object()
@@ -29,7 +29,7 @@ def iso(t: float | None) -> str | None:
         # read-heavy callers (replay, list) format thousands of them.
         if len(_ISO_CACHE) > 4096:
             _ISO_CACHE.clear()
-        text = _ISO_CACHE[t] = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+        text = _ISO_CACHE[t] = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
     return text
 
 

@@ -27,7 +27,7 @@ SAFE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@~-]{0,199}$")
 # Settings, ListQuery and EventRequest are plain slotted classes, not dataclasses:
 # this module loads on every command, and building a dataclass costs start-up time.
 class _Record:
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
@@ -233,7 +233,7 @@ class Provider(ABC):
             return run.id
         return None
 
-    def tick(self) -> None:
+    def tick(self) -> None:  # noqa: B027 - a hook: a no-op unless a provider needs it
         """Called by ``watch`` before each poll. Remote APIs advance on their own;
         the local engine overrides this to run its due timers and retries, so a
         waiting run being watched really reaches its timeout."""

@@ -16,7 +16,8 @@ from typing import Any
 from autorun_cli.errors import BadResponseError, UsageError
 from autorun_cli.http import PageSpec, excerpt
 from autorun_cli.model import Run, RunError, Step, Trigger
-from autorun_cli.providers._coerce import nonempty_text as _text, as_text as _str
+from autorun_cli.providers._coerce import as_text as _str
+from autorun_cli.providers._coerce import nonempty_text as _text
 from autorun_cli.providers.base import SAFE_ID_RE, ListQuery, Provider
 from autorun_cli.status import TERMINAL, normalize
 from autorun_cli.timeutil import duration_ms, parse_ts

@@ -81,11 +81,12 @@ def _identity(account: Any) -> Identity | None:
     if not name:
         parts = [_text(account.get("first_name")), _text(account.get("last_name"))]
         name = " ".join(p for p in parts if p) or None
+    value: str | None
     if email:
         kind, value = "email", email
     elif name:
         kind, value = "account", name
-    else:
+    else:  # value may be None: an account with no email, name or uuid
         kind, value = "account", _text(account.get("uuid"))
     return Identity(type=kind, value=value, id=_text(account.get("uuid")), name=name)
 

@@ -135,7 +135,7 @@ def map_wait(raw: dict[str, Any], step_key: str | None = None) -> tuple[Wait, An
     """A wait and, when its status is not one we know, the provider's value."""
     given = raw.get("status")
     known = isinstance(given, str) and given.strip().lower() in WAIT_TABLE
-    status = WAIT_TABLE[given.strip().lower()] if known else UNKNOWN
+    status = WAIT_TABLE[given.strip().lower()] if known and isinstance(given, str) else UNKNOWN
     if not known:
         # Not a wait status we know (or a run status such as "cancelled"): read it off
         # the times the wait carries, the closest sensible reading.
@@ -219,7 +219,8 @@ def map_run(doc: Any, raw: Any = None) -> Run:
         )
     status = normalize(doc.get("status"), STATUS_TABLE)
     trigger = _trigger(doc)
-    steps_raw = doc.get("steps") if isinstance(doc.get("steps"), list) else []
+    given_steps = doc.get("steps")
+    steps_raw: list[Any] = given_steps if isinstance(given_steps, list) else []
     steps = [map_step(s) for s in steps_raw]
 
     # Waits: top level and per step describe the same records; one per id.
@@ -235,7 +236,7 @@ def map_run(doc: Any, raw: Any = None) -> Run:
 
     for w in _dicts(doc.get("waits")):
         add_wait(w, None)
-    for s_raw, step in zip(steps_raw, steps):
+    for s_raw, step in zip(steps_raw, steps, strict=True):
         if isinstance(s_raw, dict):
             for w in _dicts(s_raw.get("waits")):
                 add_wait(w, step.key)
@@ -253,7 +254,7 @@ def map_run(doc: Any, raw: Any = None) -> Run:
         add_message(m, "email", None)
     for m in _dicts(doc.get("sent_push_notifications")):
         add_message(m, "push", None)
-    for s_raw, step in zip(steps_raw, steps):
+    for s_raw, step in zip(steps_raw, steps, strict=True):
         if isinstance(s_raw, dict):
             for m in _dicts(s_raw.get("linked_emails")):
                 add_message(m, "email", step.key)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -52,7 +53,7 @@ def _short_iso(value: Any) -> str:
     dt = parse_ts(value)
     if dt is None:
         return clean(value)
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _offset(value: Any, start: datetime | None) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from autorun_cli.errors import UsageError
@@ -128,7 +128,7 @@ class Replayer:
                 self._event_payload(inp, ev.step_key, ev.payload),
                 event_id=f"replay-{self._count}-{n}-{ev.event_id or ''}",
                 identity=inp.identity_value,
-                occurred_at=iso(datetime.fromtimestamp(t0 + ev.offset_s, timezone.utc)),
+                occurred_at=iso(datetime.fromtimestamp(t0 + ev.offset_s, UTC)),
             )
         # A recorded run that had ended is replayed to its end; one that had not is
         # replayed only up to when it was recorded (a wait still open then stays open).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -135,7 +135,7 @@ def replay_input(run: Run) -> ReplayInput:
         parse_ts(run.started_at)
         or parse_ts(run.trigger.occurred_at if run.trigger else None)
         or parse_ts(run.created_at)
-        or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        or datetime(2026, 1, 1, tzinfo=UTC)
     )
     events: list[InboundEvent] = []
     for wait in run.waits:
@@ -145,7 +145,8 @@ def replay_input(run: Run) -> ReplayInput:
         when = parse_ts(by.get("occurred_at")) or parse_ts(wait.resumed_at)
         if when is None:
             continue
-        payload = by.get("payload") if isinstance(by.get("payload"), dict) else {}
+        given = by.get("payload")
+        payload: dict[str, Any] = given if isinstance(given, dict) else {}
         events.append(
             InboundEvent(
                 offset_s=max(0.0, (when - t0).total_seconds()),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from autorun_cli.engine import Engine, SQLiteStore, VirtualClock, parse_toml  # noqa: E402
+from autorun_cli.engine import Engine, SQLiteStore, VirtualClock, parse_toml
 
 T0 = 1_800_000_000.0
 CRASH_EXIT = 86

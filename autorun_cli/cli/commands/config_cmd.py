@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from autorun_cli.cli.options import OutputOpt, JsonOpt, Opts, set_current
+from autorun_cli.cli.options import JsonOpt, Opts, OutputOpt, set_current
 
 app = typer.Typer(help="Manage profiles: where each API is and how to authenticate.", no_args_is_help=True)
 
@@ -43,8 +43,8 @@ def list_profiles(output: OutputOpt = None, json_: JsonOpt = False) -> None:
     ]
 
     def table(rows: list[dict[str, Any]]):
-        from rich.table import Table
         from rich import box
+        from rich.table import Table
 
         from autorun_cli.render import safe
 
@@ -63,7 +63,7 @@ def list_profiles(output: OutputOpt = None, json_: JsonOpt = False) -> None:
 
 @app.command("show")
 def show_profile(
-    name: Annotated[Optional[str], typer.Argument(help="Profile (default: the default profile).", show_default=False)] = None,
+    name: Annotated[str | None, typer.Argument(help="Profile (default: the default profile).", show_default=False)] = None,
     output: OutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -101,12 +101,12 @@ def show_profile(
 def add_profile(
     name: Annotated[str, typer.Argument(help="Profile name.")],
     provider: Annotated[str, typer.Option("--provider", help="plannr, sendrealm, tenant, generic or local.")],
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="API root URL.", show_default=False)] = None,
-    token_env: Annotated[Optional[str], typer.Option("--token-env", help="Environment variable that holds the token.", show_default=False)] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="API root URL.", show_default=False)] = None,
+    token_env: Annotated[str | None, typer.Option("--token-env", help="Environment variable that holds the token.", show_default=False)] = None,
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the token from stdin and store it in the file (mode 0600).")] = False,
-    tenant: Annotated[Optional[str], typer.Option("--tenant", help="x-tenant-id (tenant).", show_default=False)] = None,
-    account: Annotated[Optional[str], typer.Option("--account", help="X-PLANNR-ACCOUNT-UUID (plannr).", show_default=False)] = None,
-    automation: Annotated[Optional[str], typer.Option("--automation", help="Default automation ID.", show_default=False)] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="x-tenant-id (tenant).", show_default=False)] = None,
+    account: Annotated[str | None, typer.Option("--account", help="X-PLANNR-ACCOUNT-UUID (plannr).", show_default=False)] = None,
+    automation: Annotated[str | None, typer.Option("--automation", help="Default automation ID.", show_default=False)] = None,
     use: Annotated[bool, typer.Option("--use", help="Also make it the default profile.")] = False,
 ) -> None:
     """Add or replace a profile. The first profile becomes the default."""

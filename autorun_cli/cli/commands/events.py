@@ -8,7 +8,7 @@ parses the options and reports the answer.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -119,13 +119,13 @@ def summarize(answer: Any) -> dict[str, Any]:
 def send_cmd(
     opts: Opts,
     event: Annotated[str, typer.Argument(metavar="EVENT", help="Event name, e.g. order.completed.", show_default=False)],
-    payload: Annotated[Optional[str], typer.Option("--payload", metavar="JSON|@FILE", help="Event payload: a JSON object, or @file.json (@- reads stdin).", show_default=False)] = None,
-    email: Annotated[Optional[str], typer.Option("--email", help="The contact the event is about, by email.", rich_help_panel=CONTACT, show_default=False)] = None,
-    contact_id: Annotated[Optional[str], typer.Option("--contact-id", help="The contact, by the provider's contact ID.", rich_help_panel=CONTACT, show_default=False)] = None,
-    external_id: Annotated[Optional[str], typer.Option("--external-id", help="The contact, by your own ID for it.", rich_help_panel=CONTACT, show_default=False)] = None,
-    occurred_at: Annotated[Optional[str], typer.Option("--occurred-at", metavar="TIME", help="When the event happened (ISO 8601); default now, as the provider sees it.", show_default=False)] = None,
-    idempotency_key: Annotated[Optional[str], typer.Option("--idempotency-key", metavar="KEY", help="Sending the same key again resumes nothing twice. Default: a fresh key, printed on stderr.", show_default=False)] = None,
-    event_id: Annotated[Optional[str], typer.Option("--id", metavar="EVENT_ID", help="The event's ID: the same as --idempotency-key (the local engine's name for it).", show_default=False)] = None,
+    payload: Annotated[str | None, typer.Option("--payload", metavar="JSON|@FILE", help="Event payload: a JSON object, or @file.json (@- reads stdin).", show_default=False)] = None,
+    email: Annotated[str | None, typer.Option("--email", help="The contact the event is about, by email.", rich_help_panel=CONTACT, show_default=False)] = None,
+    contact_id: Annotated[str | None, typer.Option("--contact-id", help="The contact, by the provider's contact ID.", rich_help_panel=CONTACT, show_default=False)] = None,
+    external_id: Annotated[str | None, typer.Option("--external-id", help="The contact, by your own ID for it.", rich_help_panel=CONTACT, show_default=False)] = None,
+    occurred_at: Annotated[str | None, typer.Option("--occurred-at", metavar="TIME", help="When the event happened (ISO 8601); default now, as the provider sees it.", show_default=False)] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", metavar="KEY", help="Sending the same key again resumes nothing twice. Default: a fresh key, printed on stderr.", show_default=False)] = None,
+    event_id: Annotated[str | None, typer.Option("--id", metavar="EVENT_ID", help="The event's ID: the same as --idempotency-key (the local engine's name for it).", show_default=False)] = None,
 ) -> None:
     """Send an event so runs waiting for it resume (sendrealm, local).
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated, Any, Callable, List, Optional
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,7 +28,7 @@ monotonic: Callable[[], float] = time.monotonic
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def stdout_is_tty() -> bool:
@@ -44,7 +45,7 @@ IntervalOpt = Annotated[
     typer.Option("--interval", metavar="SECONDS", help="Time between polls: seconds, or 500ms, 1m.", rich_help_panel=FOLLOW),
 ]
 TimeoutOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--timeout", metavar="SECONDS", help="Give up (exit 6) when the runs have not ended after this long: seconds, or 30s, 5m, 1h.", rich_help_panel=FOLLOW, show_default=False),
 ]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw` (JSON output).")]
@@ -348,7 +349,7 @@ def _require(provider: Provider, operation: str, run_id: str) -> None:
 
 def watch_cmd(
     opts: Opts,
-    ids: Annotated[List[str], typer.Argument(metavar="ID", help="Run IDs to follow, or @latest.", show_default=False)],
+    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Run IDs to follow, or @latest.", show_default=False)],
     interval: IntervalOpt = "2",
     timeout: TimeoutOpt = None,
     raw: RawOpt = False,
@@ -455,5 +456,6 @@ def cancel_cmd(
 
 
 def register(app: typer.Typer, name: str) -> None:
-    fn = {"watch": watch_cmd, "retry": retry_cmd, "cancel": cancel_cmd}[name]
+    commands: dict[str, Callable[..., Any]] = {"watch": watch_cmd, "retry": retry_cmd, "cancel": cancel_cmd}
+    fn = commands[name]
     app.command(name)(common(fn))

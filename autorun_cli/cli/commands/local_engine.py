@@ -6,7 +6,7 @@ they create and move runs, which only the local engine does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -59,7 +59,7 @@ def demo_cmd(opts: Opts) -> None:
         engine.close()
     if out.mode != "table":
         out.runs(runs) if out.mode in ("ndjson", "id") else out.print_json(
-            {**summary, "runs": [{**r, "run": run.to_json()} for r, run in zip(summary["runs"], runs)]}
+            {**summary, "runs": [{**r, "run": run.to_json()} for r, run in zip(summary["runs"], runs, strict=True)]}
         )
         return
     from rich.rule import Rule
@@ -96,9 +96,9 @@ def demo_cmd(opts: Opts) -> None:
 def trigger_cmd(
     opts: Opts,
     event: Annotated[str, typer.Argument(metavar="EVENT", help="Event name, e.g. order.completed.")],
-    payload: Annotated[Optional[str], typer.Option("--payload", help="JSON object, @file.json, or @- for stdin.", show_default=False)] = None,
-    event_id: Annotated[Optional[str], typer.Option("--id", help="Event ID; the same ID twice starts nothing new.", show_default=False)] = None,
-    occurred_at: Annotated[Optional[str], typer.Option("--occurred-at", help="When the event happened (ISO 8601).", show_default=False)] = None,
+    payload: Annotated[str | None, typer.Option("--payload", help="JSON object, @file.json, or @- for stdin.", show_default=False)] = None,
+    event_id: Annotated[str | None, typer.Option("--id", help="Event ID; the same ID twice starts nothing new.", show_default=False)] = None,
+    occurred_at: Annotated[str | None, typer.Option("--occurred-at", help="When the event happened (ISO 8601).", show_default=False)] = None,
 ) -> None:
     """Start a local run for every automation triggered by EVENT."""
     from autorun_cli.cli.commands.events import _check_time, parse_payload
@@ -171,7 +171,7 @@ def automations_list(
 @automations_app.command("show")
 def automations_show(
     automation_id: Annotated[str, typer.Argument(help="Automation ID.")],
-    version: Annotated[Optional[int], typer.Option("--version", help="A stored version (default: the latest).", show_default=False)] = None,
+    version: Annotated[int | None, typer.Option("--version", help="A stored version (default: the latest).", show_default=False)] = None,
     output: OutputOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -202,7 +202,7 @@ def automations_show(
             steps.add_column(col)
         for i, s in enumerate(d.get("steps") or [], 1):
             steps.add_row(str(i), safe(s.get("key")), safe(s.get("type")), safe(s.get("name")))
-        parts = [head, Text(""), steps]
+        parts: list[Any] = [head, Text(""), steps]
         if d.get("source"):
             parts += [Text(""), Syntax(d["source"], "toml", theme="ansi_dark", background_color="default")]
         return Group(*parts)

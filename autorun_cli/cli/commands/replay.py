@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -122,7 +122,7 @@ def _report_view(report: Report):
         verdict.append("✗ diverged", style="red bold")
         verdict.append(" at " + (f"step {d.step}" if d.step else "the run's final status"))
         verdict.append(f": {d.field} was {d.recorded!r} when recorded, {d.replayed!r} on replay")
-    parts = [t, verdict]
+    parts: list[Any] = [t, verdict]
     for note in report.notes:
         parts.append(Text("note: " + note, style="yellow"))
     return Group(*parts)
@@ -131,7 +131,7 @@ def _report_view(report: Report):
 def replay_cmd(
     opts: Opts,
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="A run ID of the current provider, a JSON file from `show -o json` (with or without --raw), a vendor's run document, or - for ndjson on stdin.")],
-    definition: Annotated[Optional[str], typer.Option("--definition", "-d", help="The automation to replay against (TOML). Default for local runs: the version they ran.", show_default=False)] = None,
+    definition: Annotated[str | None, typer.Option("--definition", "-d", help="The automation to replay against (TOML). Default for local runs: the version they ran.", show_default=False)] = None,
 ) -> None:
     """Re-execute recorded runs on the local engine on a virtual clock, with their
     recorded trigger, identity and inbound events, and report the first step where
@@ -144,10 +144,11 @@ def replay_cmd(
 
         with paused_gc():
             recorded = _recorded(s, source)
-        reports: list[Report | None] = [None] * len(recorded)
+        by_position: dict[int, Report] = {}
         for defn, positions in _definitions(definition, recorded):
-            for i, report in zip(positions, replay_runs([recorded[i] for i in positions], defn)):
-                reports[i] = report
+            for i, report in zip(positions, replay_runs([recorded[i] for i in positions], defn), strict=True):
+                by_position[i] = report
+        reports = [by_position[i] for i in range(len(recorded))]
         out = s.out
         if out.mode == "json":
             out.print_json(reports[0].to_json() if len(reports) == 1 and source != "-" else [r.to_json() for r in reports])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,11 +20,11 @@ def _split(text: str | None) -> list[str]:
 
 def list_cmd(
     opts: Opts,
-    status: Annotated[Optional[str], typer.Option("--status", help="Only these statuses, comma-separated (pending, running, waiting, completed, failed, cancelled, timed_out, skipped, unknown).", rich_help_panel=FILTERS, show_default=False)] = None,
-    uuid: Annotated[Optional[str], typer.Option("--uuid", help="Only these run IDs, comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
-    client_uuids: Annotated[Optional[str], typer.Option("--client-uuids", help="Only runs of these clients (plannr), comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Only runs created since: a duration ago (2h, 3d) or an ISO time.", rich_help_panel=FILTERS, show_default=False)] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Only runs created until: a duration ago or an ISO time.", rich_help_panel=FILTERS, show_default=False)] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only these statuses, comma-separated (pending, running, waiting, completed, failed, cancelled, timed_out, skipped, unknown).", rich_help_panel=FILTERS, show_default=False)] = None,
+    uuid: Annotated[str | None, typer.Option("--uuid", help="Only these run IDs, comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
+    client_uuids: Annotated[str | None, typer.Option("--client-uuids", help="Only runs of these clients (plannr), comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only runs created since: a duration ago (2h, 3d) or an ISO time.", rich_help_panel=FILTERS, show_default=False)] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only runs created until: a duration ago or an ISO time.", rich_help_panel=FILTERS, show_default=False)] = None,
     sort: Annotated[str, typer.Option("--sort", help="created_at, updated_at, status or name; prefix - for descending.")] = "-created_at",
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.", min=1)] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Every run, reading every page (overrides --limit).")] = False,
@@ -64,10 +64,10 @@ def list_cmd(
 
 def show_cmd(
     opts: Opts,
-    ids: Annotated[List[str], typer.Argument(metavar="ID", help="Run IDs, or @latest for the newest run.", show_default=False)],
+    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Run IDs, or @latest for the newest run.", show_default=False)],
     raw: Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw`.")] = False,
-    svg: Annotated[Optional[Path], typer.Option("--svg", metavar="FILE", help="Also save the human view as SVG (e.g. a CI artifact).", dir_okay=False, show_default=False)] = None,
-    html: Annotated[Optional[Path], typer.Option("--html", metavar="FILE", help="Also save the human view as HTML.", dir_okay=False, show_default=False)] = None,
+    svg: Annotated[Path | None, typer.Option("--svg", metavar="FILE", help="Also save the human view as SVG (e.g. a CI artifact).", dir_okay=False, show_default=False)] = None,
+    html: Annotated[Path | None, typer.Option("--html", metavar="FILE", help="Also save the human view as HTML.", dir_okay=False, show_default=False)] = None,
 ) -> None:
     """Show runs in full: header, step timeline, waits, messages, logs, error and a hint.
 
