@@ -19,8 +19,8 @@ from fakes import FakeProvider, run_doc
 from typer.testing import CliRunner
 
 from autorun_cli import http as http_mod
+from autorun_cli.cli import following as follow
 from autorun_cli.cli.app import app
-from autorun_cli.cli.commands import follow
 
 FIX = Path(__file__).parent / "fixtures"
 T = "2026-06-08T14:00:00Z"

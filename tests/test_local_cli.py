@@ -469,7 +469,7 @@ def test_engine_work_fires_due_timeouts(isolated):
 
 
 def test_watch_drives_local_timers_to_timeout(isolated, monkeypatch):
-    from autorun_cli.cli.commands import follow
+    from autorun_cli.cli import following as follow
 
     monkeypatch.setattr(follow, "sleep", time.sleep)
     ok("automations", "load", QUICK)
@@ -503,7 +503,7 @@ def test_retry_failed_run_does_not_resend_completed_steps(isolated):
 
 
 def test_retry_wait_follows_the_retried_run(isolated, monkeypatch):
-    from autorun_cli.cli.commands import follow
+    from autorun_cli.cli import following as follow
 
     monkeypatch.setattr(follow, "sleep", time.sleep)
     ok("automations", "load", ALWAYS_FAILS)

@@ -1,4 +1,4 @@
-"""``watch``, ``retry`` and ``cancel``: following runs and acting on them.
+"""Following runs until they end: shared by ``watch`` and ``retry --wait``.
 
 ``sleep``, ``monotonic`` and ``utcnow`` are module-level so tests replace them and
 a five-minute watch runs in microseconds.
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from autorun_cli.cli.options import Opts, common
 from autorun_cli.cli.session import Session
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ TimeoutOpt = Annotated[
 RawOpt = Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw` (JSON output).")]
 
 
-def _seconds(text: str, flag: str) -> float:
+def seconds(text: str, flag: str) -> float:
     from autorun_cli.errors import UsageError
     from autorun_cli.timeutil import parse_duration
 
@@ -322,140 +321,3 @@ def follow_and_finish(
         report_error(error, "table")
         raise typer.Exit(error.exit_code)
     raise error
-
-
-def _resolve(s: Session, run_id: str) -> str:
-    from autorun_cli.fetch import LATEST, resolve_id
-
-    checked = s.provider.validate_id(run_id) if run_id != LATEST else run_id
-    return resolve_id(s.provider, checked, s.settings.automation)
-
-
-def _require(provider: Provider, operation: str, run_id: str) -> None:
-    """Refuse an operation the provider does not offer, before any request.
-
-    The base class's method raises the provider's NotSupportedError (with its hint,
-    e.g. ``autorun replay ID``); calling it with a stub run keeps one wording.
-    """
-    from autorun_cli.model import Run
-    from autorun_cli.providers.base import Provider as Base
-
-    if getattr(type(provider), operation) is getattr(Base, operation):
-        getattr(Base, operation)(provider, Run(id=run_id, provider=provider.name))
-
-
-# -- commands -------------------------------------------------------------------
-
-
-def watch_cmd(
-    opts: Opts,
-    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Run IDs to follow, or @latest.", show_default=False)],
-    interval: IntervalOpt = "2",
-    timeout: TimeoutOpt = None,
-    raw: RawOpt = False,
-) -> None:
-    """Follow runs until each one ends: a live view on a terminal, one line per change when piped.
-
-    Piped, each line is `TIME ID STEP STATUS` (STEP is - for the run itself).
-    Exit 0 when every run completed, 1 when any failed, was cancelled or timed out,
-    6 when --timeout elapsed first. With -o json the final runs are printed at the end.
-    """
-    started = monotonic()
-    interval_s = _seconds(interval, "--interval")
-    timeout_s = _seconds(timeout, "--timeout") if timeout is not None else None
-    with Session(opts) as s:
-        provider = s.provider
-        checked = [provider.validate_id(i) if i != "@latest" else i for i in ids]
-        resolved: list[str] = []
-        for run_id in checked:
-            rid = _resolve(s, run_id)
-            if rid not in resolved:
-                resolved.append(rid)
-        provider.tick()
-        runs = [provider.get_run(rid) for rid in resolved]
-        follow_and_finish(s, runs, interval_s, timeout_s, started=started, single=len(ids) == 1, raw=raw)
-
-
-def retry_cmd(
-    opts: Opts,
-    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run to retry, or @latest.", show_default=False)],
-    force: Annotated[bool, typer.Option("--force", help="Retry even a run that is not failed, cancelled or timed out.")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help="Then follow the run like `watch`, with its exit codes.")] = False,
-    interval: IntervalOpt = "2",
-    timeout: TimeoutOpt = None,
-    raw: RawOpt = False,
-) -> None:
-    """Retry a failed, cancelled or timed-out run and print the retried run's ID.
-
-    tenant retries the same execution (its retry link); generic starts a new run with
-    the recorded inputs; local resumes from the failed step. plannr and sendrealm offer
-    no retry (exit 4): replay the run locally instead.
-    """
-    from autorun_cli.errors import NotAllowedError
-    from autorun_cli.status import RETRYABLE
-
-    interval_s = _seconds(interval, "--interval")
-    timeout_s = _seconds(timeout, "--timeout") if timeout is not None else None
-    with Session(opts) as s:
-        provider = s.provider
-        checked = provider.validate_id(run_id) if run_id != "@latest" else run_id
-        _require(provider, "retry", checked)
-        rid = _resolve(s, checked)
-        run = provider.get_run(rid)
-        if run.status not in RETRYABLE and not force:
-            if run.status in ("pending", "running", "waiting"):
-                message = f"run {rid} is {run.status}, not failed, cancelled or timed out: retrying it now could run it twice"
-                hint = f"follow it with `autorun watch {rid}`, or pass --force to retry anyway"
-            else:
-                message = f"run {rid} is {run.status}; only failed, cancelled or timed-out runs are retried"
-                hint = f"pass --force to retry it anyway (`autorun retry {rid} --force`)"
-                if provider.name == "local" and run.status == "completed":
-                    # The engine refuses even --force: a completed run has nothing left to resume.
-                    hint = "a completed local run has nothing left to resume; start a new one with `autorun trigger EVENT`"
-            raise NotAllowedError(message, hint=hint, code="not_retryable")
-        new = provider.retry(run)
-        mode = s.out.mode
-        if mode == "id" or mode == "table":
-            if mode == "table":
-                arrow = f"retried {rid} → {new.id}" if new.id != rid else f"retried {rid}"
-                s.out.info(f"{arrow} ({new.status})")
-            sys.stdout.write(new.id + "\n")
-            sys.stdout.flush()
-        elif not wait:
-            s.out.run_details([new], raw=raw)
-        if wait:
-            follow_and_finish(s, [new], interval_s, timeout_s, print_final=mode in ("json", "ndjson"), raw=raw)
-
-
-def cancel_cmd(
-    opts: Opts,
-    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run to stop, or @latest.", show_default=False)],
-    raw: RawOpt = False,
-) -> None:
-    """Stop a run that has not ended (generic and local; elsewhere exit 4)."""
-    from autorun_cli.errors import NotAllowedError
-    from autorun_cli.status import RETRYABLE, TERMINAL
-
-    with Session(opts) as s:
-        provider = s.provider
-        checked = provider.validate_id(run_id) if run_id != "@latest" else run_id
-        _require(provider, "cancel", checked)
-        rid = _resolve(s, checked)
-        run = provider.get_run(rid)
-        if run.status in TERMINAL:
-            hint = f"retry it with `autorun retry {rid}`" if run.status in RETRYABLE else f"see it with `autorun show {rid}`"
-            raise NotAllowedError(f"run {rid} already ended {run.status}: there is nothing to cancel", hint=hint, code="already_ended")
-        new = provider.cancel(run)
-        if s.out.mode == "table":
-            if new.status == "cancelled":
-                s.out.info(f"cancelled {new.id}")
-            else:
-                s.out.info(f"cancel requested for {new.id} (now {new.status})")
-        else:
-            s.out.run_details([new], raw=raw)
-
-
-def register(app: typer.Typer, name: str) -> None:
-    commands: dict[str, Callable[..., Any]] = {"watch": watch_cmd, "retry": retry_cmd, "cancel": cancel_cmd}
-    fn = commands[name]
-    app.command(name)(common(fn))
