@@ -23,7 +23,7 @@ def handle_exception(exc: BaseException) -> int:
     """Render ``exc`` for the user and return the exit code."""
     from autorun_cli.cli.output import report_error
 
-    mode = o.current().mode
+    mode = o.current().error_mode
     if isinstance(exc, AutorunError):
         report_error(exc, mode)
         return exc.exit_code
@@ -100,13 +100,14 @@ def root(
     color: o.ColorOpt = None,
     time_format: o.TimeFormatOpt = None,
     verbose: o.VerboseOpt = False,
+    jq: o.JqOpt = None,
 ) -> None:
     """autorun: see what an automation run did, which step failed and why, which wait
     is pending and when it times out; retry it, follow it, or replay it locally.
 
     With no configuration the provider is `local`, the built-in engine: try `autorun demo`.
     """
-    ctx.obj = o.Opts(profile, provider, base_url, tenant, account, automation, output, json_, color, time_format, verbose)
+    ctx.obj = o.Opts(profile, provider, base_url, tenant, account, automation, output, json_, color, time_format, verbose, jq)
     o.set_current(ctx.obj)
     _resume_gc()
 
@@ -132,7 +133,7 @@ COMMANDS: dict[str, str] = {
 
 # Root options that take a value, so the command name is not mistaken for one.
 ROOT_VALUE_OPTIONS = frozenset(
-    {"-p", "--profile", "--provider", "--base-url", "--tenant", "--account", "--automation", "-o", "--output", "--color", "--time-format"}
+    {"-p", "--profile", "--provider", "--base-url", "--tenant", "--account", "--automation", "-o", "--output", "--color", "--time-format", "--jq"}
 )
 
 

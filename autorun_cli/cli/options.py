@@ -85,6 +85,14 @@ VerboseOpt = Annotated[
     bool,
     typer.Option("--verbose", "-v", help="Log each request on stderr (secrets redacted).", rich_help_panel=OUTPUT, show_default=False),
 ]
+JqOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--jq", metavar="EXPR",
+        help="Filter the JSON output with a jq program (implies -o json): strings bare, the rest compact JSON, one result per line.",
+        rich_help_panel=OUTPUT, show_default=False,
+    ),
+]
 
 # name → annotation, in the order they appear in --help.
 COMMON: dict[str, Any] = {
@@ -99,6 +107,7 @@ COMMON: dict[str, Any] = {
     "color": ColorOpt,
     "time_format": TimeFormatOpt,
     "verbose": VerboseOpt,
+    "jq": JqOpt,
 }
 
 
@@ -128,6 +137,7 @@ class Opts:
         color: ColorMode | None = None,
         time_format: TimeFormat | None = None,
         verbose: bool | None = None,
+        jq: str | None = None,
     ):
         self.profile = profile
         self.provider = provider
@@ -140,6 +150,7 @@ class Opts:
         self.color = color
         self.time_format = time_format
         self.verbose = verbose
+        self.jq = jq
 
     def __repr__(self) -> str:
         given = ", ".join(f"{n}={getattr(self, n)!r}" for n in _OPT_NAMES if getattr(self, n) not in (None, False))
@@ -159,9 +170,15 @@ class Opts:
 
     @property
     def mode(self) -> str:
-        if self.json_:
+        if self.json_ or self.jq is not None:
             return "json"
         return self.output.value if self.output else "table"
+
+    @property
+    def error_mode(self) -> str:
+        """How errors are rendered: with --jq stdout holds only the program's results
+        (as with gh), so the error document is not added there; stderr has the error."""
+        return "table" if self.jq is not None else self.mode
 
 
 # The options of the command being run, so the error handler renders errors in the

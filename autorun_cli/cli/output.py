@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from autorun_cli.cli.options import Opts
+from autorun_cli.cli.options import Opts, current, set_current
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,9 +44,54 @@ def console_class() -> type[Console]:
     return _console_class
 
 
+def compile_jq(expr: str) -> Any:
+    """The compiled jq program; one that does not compile is bad usage (exit 2)
+    with jq's own message. libjq is loaded only here, when --jq is given."""
+    from autorun_cli.errors import UsageError
+
+    try:
+        import jq
+    except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
+        raise UsageError("--jq needs the jq package, which is not installed", hint="reinstall autorun: pip install autorun-cli") from None
+    try:
+        return jq.compile(expr)
+    except ValueError as exc:
+        lines = [line.rstrip(":") for line in str(exc).splitlines() if line.startswith("jq: error")]
+        raise UsageError(
+            "; ".join(lines) or f"jq: error: {exc}",
+            hint="fix the jq program, e.g. --jq '.[].id' or --jq '.status' (quote it for the shell)",
+            code="jq",
+        ) from None
+
+
+def emit_jq(program: Any, obj: Any) -> None:
+    """Run ``program`` on ``obj`` and print each result on its own line, as gh does:
+    a string bare, anything else compact JSON. A failure at run time (`.a` on an
+    array...) is bad input, exit 2 with jq's message, after the results before it."""
+    from autorun_cli.errors import UsageError
+
+    write = sys.stdout.write
+    # Text in, so values json can only show with default=str still reach jq.
+    results = program.input_text(_dumps(obj, indent=None))
+    try:
+        for result in results:
+            write((result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, separators=(",", ":"))) + "\n")
+    except ValueError as exc:
+        sys.stdout.flush()
+        raise UsageError(
+            f"jq: error: {exc}",
+            hint="the program does not fit this command's JSON: see it with -o json",
+            code="jq",
+        ) from None
+    sys.stdout.flush()
+
+
 class Output:
     def __init__(self, opts: Opts):
         self.mode = opts.mode
+        # The compiled --jq program (None without --jq); compiled before any work so a
+        # bad program fails at once, not after the requests.
+        self.jq: Any = compile_jq(opts.jq) if opts.jq is not None else None
         self.color = opts.color.value if opts.color else "auto"
         self.verbose = bool(opts.verbose)
         tf = opts.time_format.value if opts.time_format else None
@@ -86,6 +131,9 @@ class Output:
 
     # -- data ----------------------------------------------------------------
     def print_json(self, obj: Any) -> None:
+        if self.jq is not None:
+            emit_jq(self.jq, obj)
+            return
         sys.stdout.write(_dumps(obj) + "\n")
         sys.stdout.flush()
 
@@ -93,6 +141,11 @@ class Output:
         """Render a list of runs; streamed for json/ndjson/id. Returns the count."""
         count = 0
         write = sys.stdout.write
+        if self.jq is not None:
+            # jq needs the whole document: the array of every run.
+            docs = [run.to_json(raw=raw) for run in runs]
+            self.print_json(docs)
+            return len(docs)
         if self.mode == "ndjson":
             for run in runs:
                 write(_dumps(run.to_json(raw=raw), indent=None) + "\n")
@@ -171,7 +224,16 @@ class Output:
         self.err.print(Text("warning: ", style="yellow bold") + Text(message))
 
     def error(self, err: AutorunError) -> None:
-        report_error(err, self.mode)
+        report_error(err, "table" if self.jq is not None else self.mode)
+
+
+def output_for(output: Any = None, json_: Any = False, jq: str | None = None) -> Output:
+    """The Output of a command that declares its output options itself (``-o``,
+    ``--json``, ``--jq``) rather than taking the shared ones: those given after the
+    command win over those given before it, as with ``@common``."""
+    opts = current().merged(Opts(output=output, json_=json_, jq=jq))
+    set_current(opts)
+    return Output(opts)
 
 
 def report_error(err: AutorunError, mode: str) -> None:

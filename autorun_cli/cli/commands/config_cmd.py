@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from autorun_cli.cli.options import JsonOpt, Opts, OutputOpt, set_current
+from autorun_cli.cli.options import JqOpt, JsonOpt, OutputOpt
+
+if TYPE_CHECKING:
+    from autorun_cli.cli.output import Output
 
 app = typer.Typer(help="Manage profiles: where each API is and how to authenticate.", no_args_is_help=True)
 
 
-def _out(output: Any, json_: Any):
-    from autorun_cli.cli.output import Output
+def _out(output: Any, json_: Any, jq: str | None = None) -> Output:
+    from autorun_cli.cli.output import output_for
 
-    opts = Opts(output=output, json_=json_)
-    set_current(opts)
-    return Output(opts)
+    return output_for(output, json_, jq)
 
 
 def _mask(profile: dict[str, str]) -> dict[str, Any]:
@@ -30,11 +31,11 @@ def _mask(profile: dict[str, str]) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_profiles(output: OutputOpt = None, json_: JsonOpt = False) -> None:
+def list_profiles(output: OutputOpt = None, json_: JsonOpt = False, jq: JqOpt = None) -> None:
     """List the profiles and which one is the default."""
     from autorun_cli import config
 
-    out = _out(output, json_)
+    out = _out(output, json_, jq)
     doc = config.load()
     default = doc.get("default_profile")
     rows = [
@@ -66,12 +67,13 @@ def show_profile(
     name: Annotated[str | None, typer.Argument(help="Profile (default: the default profile).", show_default=False)] = None,
     output: OutputOpt = None,
     json_: JsonOpt = False,
+    jq: JqOpt = None,
 ) -> None:
     """Show a profile with secrets masked."""
     from autorun_cli import config
     from autorun_cli.errors import ConfigError
 
-    out = _out(output, json_)
+    out = _out(output, json_, jq)
     doc = config.load()
     name = name or doc.get("default_profile")
     profiles = doc.get("profiles", {})

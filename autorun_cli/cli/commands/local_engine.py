@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from autorun_cli.cli.options import JsonOpt, Opts, OutputOpt, common, set_current
+from autorun_cli.cli.options import JqOpt, JsonOpt, Opts, OutputOpt, common, set_current
 
 if TYPE_CHECKING:
     from autorun_cli.cli.output import Output
@@ -20,12 +20,10 @@ automations_app = typer.Typer(help="Automation definitions of the local engine (
 engine_app = typer.Typer(help="Run the local engine's due work.", no_args_is_help=True)
 
 
-def _out(output: Any, json_: Any) -> Output:
-    from autorun_cli.cli.output import Output
+def _out(output: Any, json_: Any, jq: str | None = None) -> Output:
+    from autorun_cli.cli.output import output_for
 
-    opts = Opts(output=output, json_=json_)
-    set_current(opts)
-    return Output(opts)
+    return output_for(output, json_, jq)
 
 
 def open_engine() -> Engine:
@@ -153,9 +151,10 @@ def automations_list(
     all_versions: Annotated[bool, typer.Option("--all-versions", help="Every stored version, not just the latest.")] = False,
     output: OutputOpt = None,
     json_: JsonOpt = False,
+    jq: JqOpt = None,
 ) -> None:
     """List the automations loaded into the local engine."""
-    out = _out(output, json_)
+    out = _out(output, json_, jq)
     engine = open_engine()
     try:
         defs = engine.definitions(all_versions=all_versions)
@@ -174,9 +173,10 @@ def automations_show(
     version: Annotated[int | None, typer.Option("--version", help="A stored version (default: the latest).", show_default=False)] = None,
     output: OutputOpt = None,
     json_: JsonOpt = False,
+    jq: JqOpt = None,
 ) -> None:
     """Show one automation: its trigger, identity and steps, and its TOML source."""
-    out = _out(output, json_)
+    out = _out(output, json_, jq)
     engine = open_engine()
     try:
         d = engine.definition(automation_id, version)
@@ -215,11 +215,12 @@ def automations_validate(
     paths: Annotated[list[str], typer.Argument(help="TOML files or folders to check.")],
     output: OutputOpt = None,
     json_: JsonOpt = False,
+    jq: JqOpt = None,
 ) -> None:
     """Check definitions without loading them; a bad one exits 2 naming the field."""
     from autorun_cli.engine import load_definitions
 
-    out = _out(output, json_)
+    out = _out(output, json_, jq)
     checked = []
     for path in paths:
         for d in load_definitions(path):
@@ -236,11 +237,12 @@ def automations_load(
     paths: Annotated[list[str], typer.Argument(help="TOML files or folders to load.")],
     output: OutputOpt = None,
     json_: JsonOpt = False,
+    jq: JqOpt = None,
 ) -> None:
     """Load definitions into the local engine; a changed one becomes a new version."""
     from autorun_cli.engine import load_definitions
 
-    out = _out(output, json_)
+    out = _out(output, json_, jq)
     # Every file is checked before any is stored: a bad one loads nothing at all.
     defs = [d for path in paths for d in load_definitions(path)]
     engine = open_engine()
@@ -264,13 +266,14 @@ def engine_work(
     poll: Annotated[float, typer.Option("--poll", help="With --forever: seconds between checks when idle.", min=0.01)] = 1.0,
     output: OutputOpt = None,
     json_: JsonOpt = False,
+    jq: JqOpt = None,
 ) -> None:
     """Fire due timers, retries and timeouts, and take over runs whose worker died;
     until idle, or with --forever as a long-lived worker."""
     from autorun_cli import config
     from autorun_cli.engine import Engine
 
-    out = _out(output, json_)
+    out = _out(output, json_, jq)
     engine = Engine.open(config.home_path())
     try:
         if forever:
