@@ -16,7 +16,9 @@ RUN_STATUSES = (
     "skipped",
 )
 UNKNOWN = "unknown"
-WAIT_STATUSES = ("waiting", "received", "timed_out")
+# The contract's three, and "cancelled": the local engine closes the open wait of a
+# run that is cancelled (or force-retried) with it.
+WAIT_STATUSES = ("waiting", "received", "timed_out", "cancelled")
 TERMINAL = frozenset({"completed", "failed", "cancelled", "timed_out", "skipped"})
 # A run in one of these may be retried without --force.
 RETRYABLE = frozenset({"failed", "cancelled", "timed_out"})

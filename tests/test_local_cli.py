@@ -622,9 +622,8 @@ def test_retry_refuses_completed_and_waiting_runs(isolated):
     forced = run_json(run_id)
     assert forced["status"] == "waiting"
     assert len(messages(forced, "send_notice")) == 1
-    # The restarted wait is open again; the first one was closed (the engine's
-    # "cancelled", which the contract's wait statuses do not know: "unknown").
-    assert [w["status"] for w in forced["waits"]] == ["unknown", "waiting"]
+    # The restarted wait is open again; the first one was closed: cancelled.
+    assert [w["status"] for w in forced["waits"]] == ["cancelled", "waiting"]
     ok("events", "send", "shipment.acked", "--payload", '{"email": "hal@example.com"}', "--id", "ack-r")
     assert run_json(run_id)["status"] == "completed"
     done = fails(4, "retry", run_id)
@@ -646,7 +645,11 @@ def test_cancel_waiting_run_then_refuse_ended_runs(isolated):
     assert run["status"] == "cancelled"
     assert run["current_step"] is None
     assert [(s["key"], s["status"]) for s in run["steps"]] == [("send_notice", "completed"), ("wait_for_ack", "cancelled")]
-    assert run["waits"][0]["status"] == "unknown" and run["waits"][0]["resumed_at"] is None
+    assert run["waits"][0]["status"] == "cancelled" and run["waits"][0]["resumed_at"] is None
+    # The human view says so too, not "waiting".
+    view = ok("show", run_id, "--color", "never", env=WIDE).stdout
+    wait_row = next(line for line in view.splitlines() if "shipment.acked" in line)
+    assert "cancelled" in wait_row and "waiting" not in wait_row
     # The cancelled wait no longer resumes on its event.
     late = ok("events", "send", "shipment.acked", "--payload", '{"email": "ida@example.com"}', "--id", "ack-c")
     assert late.stdout == ""

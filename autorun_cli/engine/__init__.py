@@ -47,11 +47,14 @@ Engine API (every error is an ``autorun_cli.errors.AutorunError``)
 ``next_due() -> datetime | None``  (earliest timer)
 ``advance(seconds)`` / ``advance_to(when)`` (VirtualClock only): fires every timer at its due time.
 ``batch()``: context manager, one transaction (one commit) around many operations.
-``retry(run_id, *, force=False) -> run_id``
+``retry(run_id, *, force=False, from_step=None, by=None) -> run_id``
     Failed, cancelled or timed-out runs resume at the step where they stopped with a
     fresh retry budget; completed steps are not executed again. Others: NotAllowedError
     (exit 4) unless ``force`` (restarts the current step of a waiting/running run);
-    completed runs never. Unknown id: NotFoundError (exit 3).
+    completed runs never. Unknown id: NotFoundError (exit 3). ``from_step``: start
+    again at that step (one the run reached; else UsageError naming them); the steps
+    before keep their results, messages already sent are not sent again (outbox key).
+    ``by`` (who asked) is written to the run's log.
 ``cancel(run_id) -> run_id``: a run that has not ended; otherwise NotAllowedError.
 ``get_run(run_id) -> dict``; ``list_runs(*, statuses=None, automation=None, since=None, until=None,
 ids=None, event_id=None, sort="-created_at", limit=None, offset=0, full=False) -> list[dict]``

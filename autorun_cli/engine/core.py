@@ -572,10 +572,16 @@ class Engine:
         self._advance(run)
 
     # -- control ----------------------------------------------------------------
-    def retry(self, run_id: str, *, force: bool = False) -> str:
+    def retry(self, run_id: str, *, force: bool = False, from_step: str | None = None, by: str | None = None) -> str:
         """Resume a failed, cancelled or timed-out run from the step where it stopped.
         Completed steps are not executed again (and their idempotency keys are
-        unchanged). ``force`` also restarts the current step of a waiting/running run."""
+        unchanged). ``force`` also restarts the current step of a waiting/running run.
+
+        ``from_step``: start again at that step instead, one the run has reached; the
+        steps before it keep their recorded results and are not executed again (a
+        message step at or after it finds its idempotency key in the outbox and sends
+        nothing). An unknown key is a UsageError naming the run's step keys. ``by``
+        (who asked) goes into the run's log."""
         with self._tx("retry"):
             run = self._require(run_id)
             if run.status == "completed" or (run.status not in RETRYABLE and not force):
@@ -586,15 +592,35 @@ class Engine:
                 )
             now = self.clock.time()
             defn = self._def(run.definition_id, run.definition_version)
+            stopped_at = run.cursor or run.error_step or defn.first
+            attempts: dict[str, int] = {}
+            if from_step is not None:
+                for row in self.store.steps_for(run.id):
+                    attempts[row["key"]] = max(attempts.get(row["key"], 0), row["attempt"] or 0)
+                if from_step not in attempts:
+                    reached = ", ".join(attempts) or "none"
+                    known = any(s.key == from_step for s in defn.steps)
+                    raise UsageError(
+                        f"run {run_id} never reached step {from_step!r}" if known
+                        else f"run {run_id}'s automation {defn.id} has no step {from_step!r}",
+                        hint=f"start again at one of the steps it ran: {reached}",
+                    )
             if run.status not in TERMINAL:
                 self._close_open(run, now, "cancelled")
-            if run.cursor is None:
-                run.cursor = run.error_step or defn.first
-            self._log(run, now, "info", f"retried from step {run.cursor}", defn, run.cursor)
+            who = f" by {by}" if by else ""
+            if from_step is None:
+                run.cursor = stopped_at
+                self._log(run, now, "info", f"retried from step {run.cursor}{who}", defn, run.cursor)
+                run.attempt_floor = run.attempt  # a fresh retry budget for the step
+            else:
+                run.cursor = from_step
+                self._log(run, now, "info", f"restarted from step {from_step}{who} (it had stopped at {stopped_at})",
+                          defn, from_step)
+                # The next attempt of that step is numbered after its last recorded one.
+                run.attempt = run.attempt_floor = attempts[from_step]
             run.status = "running"
             run.finished_at = None
             run.error_message = run.error_step = run.error_detail = None
-            run.attempt_floor = run.attempt  # a fresh retry budget for the step
             self._advance(run)
         self._drain()
         return run_id

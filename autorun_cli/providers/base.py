@@ -245,6 +245,17 @@ class Provider(ABC):
             hint=f"replay it on the local engine instead: autorun replay {run.id} --definition FILE",
         )
 
+    def retry_from(self, run: Run, step_key: str) -> Run:
+        """Start ``run`` again at step ``step_key``; the steps before keep their results."""
+        if type(self).retry is Provider.retry:
+            hint = f"replay it on the local engine instead: autorun replay {run.id} --definition FILE"
+        else:
+            hint = (
+                f"retry the whole run without --from-step (`autorun retry {run.id}`), or replay it locally "
+                f"from any step: autorun automations draft {run.id} > def.toml && autorun replay {run.id} -d def.toml"
+            )
+        raise NotSupportedError(f"the {self.name} API cannot start a run again from a chosen step", hint=hint)
+
     def cancel(self, run: Run) -> Run:
         raise NotSupportedError(
             f"the {self.name} API offers no way to cancel a run",

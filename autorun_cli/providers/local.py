@@ -6,6 +6,7 @@ and retries are due, so every command that reads local runs also moves them on.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,6 +18,18 @@ if TYPE_CHECKING:
     from autorun_cli.model import Run
 
 PAGE = 500
+
+
+def _who() -> str:
+    """Who asked, for the run's log: the OS user and this host."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
 
 
 def _pick(src: dict[str, Any] | None, *keys: str) -> dict[str, Any]:
@@ -59,8 +72,8 @@ def run_document(doc: dict[str, Any]) -> dict[str, Any]:
         "waits": [
             {
                 **_pick(w, "id", "step_key", "event"),
-                # The contract knows waiting/received/timed_out; the engine also
-                # marks the waits of cancelled runs "cancelled".
+                # waiting/received/timed_out, and "cancelled" for the open wait of a
+                # run that was cancelled or force-retried.
                 "status": w.get("status") if w.get("status") in WAIT_STATUSES else "unknown",
                 **_pick(w, "timeout_at", "resumed_at", "timed_out_at", "branch", "resumed_by_event"),
             }
@@ -148,7 +161,12 @@ class LocalProvider(Provider):
 
     def retry(self, run: Run) -> Run:
         # The CLI refused a run that is not failed/cancelled/timed out unless --force.
-        new_id = self.engine.retry(run.id, force=run.status not in RETRYABLE)
+        new_id = self.engine.retry(run.id, force=run.status not in RETRYABLE, by=_who())
+        return self.get_run(new_id)
+
+    def retry_from(self, run: Run, step_key: str) -> Run:
+        """Start the run again at ``step_key``: the steps before keep their results."""
+        new_id = self.engine.retry(run.id, force=run.status not in RETRYABLE, from_step=step_key, by=_who())
         return self.get_run(new_id)
 
     def cancel(self, run: Run) -> Run:

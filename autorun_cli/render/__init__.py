@@ -202,8 +202,10 @@ def waits_table(run: Run, time_format: str, now: datetime | None) -> Table:
                 outcome.append(f" by {clean(by.get('event_name') or by.get('event') or '')} {clean(by.get('id') or '')}".rstrip(), style="dim")
         elif wait.status == "timed_out":
             outcome = Text(f"timed out {_offset(wait.timed_out_at or wait.timeout_at, start) or _t(wait.timed_out_at or wait.timeout_at, time_format, now)}", style="red")
-        else:
+        elif wait.status in ("waiting", "unknown"):
             outcome = Text("waiting", style="yellow")
+        else:
+            outcome = Text(clean(wait.status), style=STATUS_STYLE.get(wait.status, ("", ""))[1])
         if wait.branch:
             outcome.append(f"  → {clean(wait.branch)}", style="cyan")
         table.add_row(
