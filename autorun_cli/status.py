@@ -26,20 +26,17 @@ FAILED_LIKE = frozenset({"failed", "cancelled", "timed_out"})
 
 
 def normalize(value: object, table: dict[str, str]) -> str:
-    """Map a provider's status onto the vocabulary; anything unknown is ``unknown``.
+    """Map a provider's status onto the vocabulary through ``table`` alone.
 
-    Lookup is case-insensitive and ignores surrounding blanks, so ``"FAILED "``
-    and ``"failed"`` agree. A value that is not a string (``123`` in a seed) is
-    ``unknown`` too, never a crash.
+    ``table`` lists exactly the values the vendor documents (no guessed synonyms);
+    anything else is ``unknown``, so a new vendor status shows up as such instead
+    of being silently read as something it may not mean. Lookup is case-insensitive
+    and ignores surrounding blanks, so ``"FAILED "`` and ``"failed"`` agree. A value
+    that is not a string (``123`` in a seed) is ``unknown`` too, never a crash.
     """
     if not isinstance(value, str):
         return UNKNOWN
-    key = value.strip().lower()
-    if key in table:
-        return table[key]
-    if key in RUN_STATUSES:
-        return key
-    return UNKNOWN
+    return table.get(value.strip().lower(), UNKNOWN)
 
 
 def parse_status_list(text: str | None) -> list[str]:

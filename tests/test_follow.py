@@ -544,7 +544,8 @@ def test_cancel_on_generic_patches_the_cancel_endpoint(clock):
     session = json.loads((FIX / "seeds" / "generic_session.json").read_text())
     sid = str(session["id"])
     running = {**session, "automation_id": "aut_1", "status": "RUNNING"}
-    cancelled = {**running, "status": "CANCELLED"}
+    # TrueState's enum has no CANCELLED: a cancelled session reads FAILED.
+    cancelled = {**running, "status": "FAILED", "error": "Session cancelled"}
     path = f"/automations/aut_1/sessions/{sid}"
     with respx.mock(base_url=BASE, assert_all_called=False) as api:
         api.get(path).mock(return_value=httpx.Response(200, json=running))
@@ -552,7 +553,7 @@ def test_cancel_on_generic_patches_the_cancel_endpoint(clock):
         result = cli("cancel", sid, "--provider", "generic", "--base-url", BASE, "--automation", "aut_1", env={"AUTORUN_TOKEN": TOKEN})
     assert result.exit_code == 0, result.stderr
     assert patch.call_count == 1
-    assert result.stderr.strip() == f"cancelled {sid}"
+    assert result.stderr.strip() == f"cancel requested for {sid} (now failed)"
 
 
 # -- show --svg / --html -------------------------------------------------------------

@@ -16,19 +16,20 @@ from typing import Any
 from autorun_cli.errors import BadResponseError, UsageError
 from autorun_cli.http import PageSpec, excerpt
 from autorun_cli.model import Run, RunError, Step, Trigger
+from autorun_cli.providers._coerce import as_count
 from autorun_cli.providers._coerce import as_text as _str
 from autorun_cli.providers._coerce import nonempty_text as _text
 from autorun_cli.providers.base import SAFE_ID_RE, ListQuery, Provider
 from autorun_cli.status import TERMINAL, normalize
 from autorun_cli.timeutil import duration_ms, parse_ts
 
+# The API's enum, exactly (seed 004: NEW, RUNNING, FINISHED, FAILED). A cancelled
+# session reads FAILED; any other value is `unknown`, kept in provider_status.
 STATUS_TABLE: dict[str, str] = {
     "new": "pending",
     "running": "running",
     "finished": "completed",
     "failed": "failed",
-    "cancelled": "cancelled",
-    "canceled": "cancelled",
 }
 
 LIST_PATH = "/automations/{automation_id}/sessions/"
@@ -37,18 +38,6 @@ RETRY_PATH = "/automations/{automation_id}/sessions/"
 CANCEL_PATH = "/automations/{automation_id}/sessions/{id}/cancel"
 
 PAGES = PageSpec(size_param="limit", offset_param="offset", max_size=100)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def prompt_summary(prompt: Any) -> str | None:
@@ -144,7 +133,7 @@ def map_session(doc: Any, automation: str | None = None) -> Run:
             detail=failed.error if failed and failed.error != _str(message) else None,
         )
 
-    extra: dict[str, Any] = {"steps_count": _int(doc.get("steps_count"))}
+    extra: dict[str, Any] = {"steps_count": as_count(doc.get("steps_count"))}
     if extra["steps_count"] is None and doc.get("steps_count") is not None:
         extra["steps_count_raw"] = doc.get("steps_count")
     current = doc.get("current_step")

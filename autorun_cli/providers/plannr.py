@@ -15,32 +15,14 @@ from autorun_cli.http import PageSpec, default_error_message, excerpt
 from autorun_cli.model import Identity, Run, RunError, Step, Trigger
 from autorun_cli.providers._coerce import scalar_text as _text
 from autorun_cli.providers.base import UUID_RE, ListQuery, Provider, Settings
-from autorun_cli.status import TERMINAL, normalize
+from autorun_cli.status import RUN_STATUSES, TERMINAL, normalize
 from autorun_cli.textsafe import readable_info
 from autorun_cli.timeutil import duration_ms
 
-STATUS_TABLE: dict[str, str] = {
-    "pending": "pending",
-    "queued": "pending",
-    "scheduled": "pending",
-    "in_progress": "running",
-    "in-progress": "running",
-    "running": "running",
-    "processing": "running",
-    "waiting": "waiting",
-    "paused": "waiting",
-    "completed": "completed",
-    "complete": "completed",
-    "success": "completed",
-    "succeeded": "completed",
-    "failed": "failed",
-    "error": "failed",
-    "errored": "failed",
-    "cancelled": "cancelled",
-    "canceled": "cancelled",
-    "timed_out": "timed_out",
-    "skipped": "skipped",
-}
+# Seeds 000/001 show "in_progress" and "completed"; Plannr documents no full list, so
+# beside those only the contract's own names are read as themselves. No synonym is
+# guessed: anything else is `unknown`, kept in provider_status.
+STATUS_TABLE: dict[str, str] = {**{s: s for s in RUN_STATUSES}, "in_progress": "running"}
 
 # Laravel caps per_page at 500 on Plannr (contract).
 PAGES = PageSpec(size_param="per_page", max_size=500, page_param="page")

@@ -16,6 +16,7 @@ from typing import Any
 from autorun_cli.errors import AutorunError, BadResponseError, NotFoundError, UsageError
 from autorun_cli.http import PageSpec, excerpt
 from autorun_cli.model import LogEntry, Run, RunError, Step, Trigger
+from autorun_cli.providers._coerce import as_count, as_int
 from autorun_cli.providers._coerce import as_text as _str
 from autorun_cli.providers._coerce import nonempty_text as _text
 from autorun_cli.providers.base import UUID_RE, ListQuery, Provider, Settings
@@ -23,15 +24,15 @@ from autorun_cli.status import TERMINAL, normalize
 from autorun_cli.timeutil import duration_ms as span_ms
 from autorun_cli.timeutil import iso
 
+# Alga PSA's executionStatusSchema, exactly (seed 003; automationSchemas.ts): a
+# closed enum, so any other value is `unknown`, kept in provider_status.
 STATUS_TABLE: dict[str, str] = {
     "pending": "pending",
     "running": "running",
     "completed": "completed",
     "failed": "failed",
     "cancelled": "cancelled",
-    "canceled": "cancelled",
     "timeout": "timed_out",
-    "timed_out": "timed_out",
     "skipped": "skipped",
 }
 # Normalized status → the value the API's `status` filter takes. `waiting` and
@@ -51,19 +52,6 @@ RETRY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 LIST_PATH = "/api/v1/automation/executions"
 GET_PATH = "/api/v1/automation/executions/{id}"
 RETRY_PATH = "/api/v1/automation/executions/{id}/retry"
-
-
-def _int(value: Any) -> int | None:
-    """An integer from an int, an integral float or a digit string; else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
 
 
 def unwrap(doc: Any) -> dict[str, Any]:
@@ -113,7 +101,7 @@ def parse_logs(value: Any) -> list[LogEntry]:
                     timestamp=_str(entry.get("timestamp")),
                     level=_str(entry.get("level")),
                     message=_str(entry.get("message")),
-                    step_index=_int(entry.get("action_index")),
+                    step_index=as_count(entry.get("action_index")),
                 )
             )
         elif entry is not None:
@@ -148,13 +136,13 @@ def derive_steps(status: str, doc: dict[str, Any], logs: list[LogEntry]) -> list
     error (the logs stay whole in ``run.logs``). The API names no action types,
     so ``type`` stays empty.
     """
-    total = _int(doc.get("actions_total"))
+    total = as_count(doc.get("actions_total"))
     if not total or total < 0:
         return []
     # A huge count from a broken server must not build millions of rows.
     total = min(total, 10_000)
-    done = max(0, min(_int(doc.get("actions_successful")) or 0, total))
-    failed_at = _int(doc.get("failed_action_index"))
+    done = max(0, min(as_count(doc.get("actions_successful")) or 0, total))
+    failed_at = as_int(doc.get("failed_action_index"))
     if failed_at is not None and not 0 <= failed_at < total:
         failed_at = None
     error_message = _text(doc.get("error_message"))
@@ -166,7 +154,7 @@ def derive_steps(status: str, doc: dict[str, Any], logs: list[LogEntry]) -> list
             return status
         if status in ("failed", "timed_out", "cancelled"):
             stop = failed_at
-            if stop is None and (status != "cancelled" or _int(doc.get("actions_failed"))):
+            if stop is None and (status != "cancelled" or as_count(doc.get("actions_failed"))):
                 stop = done if done < total else None
             if stop is None:
                 return "completed" if i < done else "skipped"
@@ -223,7 +211,7 @@ def map_execution(doc: Any) -> Run:
     if duration is None and status in TERMINAL:
         duration = span_ms(started, finished)
 
-    failed_at = _int(data.get("failed_action_index"))
+    failed_at = as_int(data.get("failed_action_index"))
     error = None
     message, stack = _text(data.get("error_message")), _text(data.get("error_stack"))
     if message or stack:
@@ -251,9 +239,9 @@ def map_execution(doc: Any) -> Run:
 
     current = next((s.key for s in steps if s.status == "running"), None)
     extra: dict[str, Any] = {
-        "actions_total": _int(data.get("actions_total")),
-        "actions_successful": _int(data.get("actions_successful")),
-        "actions_failed": _int(data.get("actions_failed")),
+        "actions_total": as_count(data.get("actions_total")),
+        "actions_successful": as_count(data.get("actions_successful")),
+        "actions_failed": as_count(data.get("actions_failed")),
         "failed_action_index": failed_at,
         "tenant": data.get("tenant"),
         "execution_context": context,
