@@ -30,7 +30,9 @@ _console_class: Any = None
 
 def console_class() -> type[Console]:
     """Rich's Console, except a reader that goes away (`autorun list | head`) ends the
-    command quietly with exit 0 like the JSON modes, rather than Rich's exit 1."""
+    command quietly with exit 0 like the JSON modes, rather than Rich's exit 1; and a
+    line is never cropped at the width: the tables keep IDs and URLs whole, and one
+    longer than the width runs past the edge rather than losing its end."""
     global _console_class
     if _console_class is None:
         from rich.console import Console
@@ -39,6 +41,9 @@ def console_class() -> type[Console]:
             def on_broken_pipe(self) -> None:
                 self.quiet = True
                 raise BrokenPipeError
+
+            def print(self, *objects: Any, crop: bool = False, **kwargs: Any) -> None:
+                super().print(*objects, crop=crop, **kwargs)
 
         _console_class = PipeQuietConsole
     return _console_class

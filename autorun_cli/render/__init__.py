@@ -13,13 +13,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from autorun_cli.model import Run, Step
+from autorun_cli.render.layout import Col, FitTable, wrap_words
 from autorun_cli.textsafe import clean, readable_info
 from autorun_cli.timeutil import fmt_time, human_duration, parse_ts
 
@@ -75,33 +74,31 @@ def _t(value: Any, time_format: str, now: datetime | None) -> str:
     return clean(fmt_time(value, time_format, now))
 
 
-def runs_table(runs: Iterable[Run], time_format: str = "iso", now: datetime | None = None, width: int = 120) -> Table:
-    """One line per run. Narrow terminals drop TRIGGER (< 120 columns), then TOOK (< 100)."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), expand=False)
-    table.add_column("ID", no_wrap=True)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("NAME", overflow="fold", min_width=12, max_width=48, ratio=2)
-    wide, medium = width >= 120, width >= 100
-    if wide:
-        table.add_column("TRIGGER", overflow="fold", min_width=8, max_width=28, ratio=1)
-    table.add_column("CREATED", no_wrap=True)
-    if medium:
-        table.add_column("TOOK", justify="right", no_wrap=True)
+def runs_table(runs: Iterable[Run], time_format: str = "iso", now: datetime | None = None, width: int | None = None) -> FitTable:
+    """One line per run. Short of room, TRIGGER goes first, then TOOK; then NAME moves
+    under the run. ``width`` is unused: the table fits the width it is drawn at."""
+    table = FitTable(
+        Col("ID"),
+        Col("STATUS", priority=2),
+        Col("NAME", "fold", min_width=12, label=""),
+        Col("TRIGGER", optional=True, priority=0),
+        Col("CREATED", priority=1),
+        Col("TOOK", justify="right", optional=True, priority=1),
+    )
     for run in runs:
-        cells: list[Text] = [safe(run.id, "bold"), status_text(run.status), safe(run.name)]
-        if wide:
-            cells.append(safe(run.trigger.event if run.trigger else None))
-        cells.append(Text(_t(run.created_at or run.started_at, time_format, now)))
-        if medium:
-            cells.append(Text(human_duration(run.duration_ms)))
-        table.add_row(*cells)
+        table.add_row(
+            safe(run.id, "bold"),
+            status_text(run.status),
+            safe(run.name),
+            safe(run.trigger.event if run.trigger else None),
+            Text(_t(run.created_at or run.started_at, time_format, now)),
+            Text(human_duration(run.duration_ms)),
+        )
     return table
 
 
-def _kv(rows: list[tuple[str, Text | str]]) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
+def _kv(rows: list[tuple[str, Text | str]]) -> FitTable:
+    grid = FitTable(Col("", style="bold"), Col("", "fold", min_width=16, label=""), show_header=False)
     for key, value in rows:
         grid.add_row(key, value if isinstance(value, Text) else safe(value))
     return grid
@@ -123,7 +120,7 @@ def _step_detail(step: Step) -> Text:
     return out
 
 
-def run_header(run: Run, time_format: str, now: datetime | None) -> Table:
+def run_header(run: Run, time_format: str, now: datetime | None) -> FitTable:
     rows: list[tuple[str, Text | str]] = [
         ("Run", safe(run.id, "bold")),
         ("Name", safe(run.name)),
@@ -159,15 +156,17 @@ def step_label(step: Step) -> str:
     return step.key or step.name or step.id or "?"
 
 
-def steps_table(run: Run, time_format: str, now: datetime | None) -> Table:
+def steps_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
     start = _start(run)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Steps", title_justify="left", title_style="bold")
-    table.add_column("#", justify="right", style="dim", no_wrap=True)
-    table.add_column("STEP", overflow="fold", min_width=12, max_width=36)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("AT", justify="right", no_wrap=True)
-    table.add_column("TOOK", justify="right", no_wrap=True)
-    table.add_column("INFO", overflow="fold", ratio=1, min_width=16)
+    table = FitTable(
+        Col("#", justify="right", style="dim"),
+        Col("STEP", "fold", min_width=12, priority=3),
+        Col("STATUS", priority=2),
+        Col("AT", justify="right", priority=1),
+        Col("TOOK", justify="right", priority=1),
+        Col("INFO", "fold", min_width=16, label="", ratio=3),
+        title="Steps",
+    )
     for i, step in enumerate(run.steps, 1):
         label = safe(step_label(step))
         if step.attempt and step.attempt > 1:
@@ -186,14 +185,16 @@ def steps_table(run: Run, time_format: str, now: datetime | None) -> Table:
     return table
 
 
-def waits_table(run: Run, time_format: str, now: datetime | None) -> Table:
+def waits_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
     start = _start(run)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Waits", title_justify="left", title_style="bold")
-    table.add_column("STEP", overflow="fold", min_width=14)
-    table.add_column("EVENT", overflow="fold")
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("DEADLINE", no_wrap=True)
-    table.add_column("OUTCOME", overflow="fold", ratio=1, min_width=16)
+    table = FitTable(
+        Col("STEP"),
+        Col("EVENT", priority=2),
+        Col("STATUS", priority=2),
+        Col("DEADLINE", priority=1),
+        Col("OUTCOME", "fold", min_width=16, label=""),
+        title="Waits",
+    )
     for wait in run.waits:
         if wait.status == "received":
             by = wait.resumed_by_event or {}
@@ -218,15 +219,17 @@ def waits_table(run: Run, time_format: str, now: datetime | None) -> Table:
     return table
 
 
-def messages_table(run: Run, time_format: str, now: datetime | None) -> Table:
+def messages_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
     start = _start(run)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Messages", title_justify="left", title_style="bold")
-    table.add_column("CHANNEL", no_wrap=True)
-    table.add_column("STEP", overflow="fold")
-    table.add_column("TITLE", overflow="fold")
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("AT", justify="right", no_wrap=True)
-    table.add_column("ID", overflow="fold", style="dim")
+    table = FitTable(
+        Col("CHANNEL"),
+        Col("STEP", priority=2),
+        Col("TITLE", "fold", min_width=12, priority=1),
+        Col("STATUS", priority=2),
+        Col("AT", justify="right", priority=1),
+        Col("ID", style="dim", priority=0),
+        title="Messages",
+    )
     for msg in run.messages:
         table.add_row(
             safe(msg.channel),
@@ -242,13 +245,15 @@ def messages_table(run: Run, time_format: str, now: datetime | None) -> Table:
 LEVEL_STYLE = {"error": "red", "warn": "yellow", "warning": "yellow", "debug": "dim"}
 
 
-def logs_table(run: Run, time_format: str, now: datetime | None) -> Table:
+def logs_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
     start = _start(run)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Logs", title_justify="left", title_style="bold")
-    table.add_column("AT", justify="right", no_wrap=True)
-    table.add_column("LEVEL", no_wrap=True)
-    table.add_column("STEP", justify="right", no_wrap=True)
-    table.add_column("MESSAGE", overflow="fold", ratio=1)
+    table = FitTable(
+        Col("AT", justify="right"),
+        Col("LEVEL", priority=1),
+        Col("STEP", justify="right", priority=1),
+        Col("MESSAGE", "fold", min_width=20, label=""),
+        title="Logs",
+    )
     for log in run.logs:
         level = (log.level or "").lower()
         table.add_row(
@@ -271,7 +276,28 @@ def next_command_hint(run: Run) -> str | None:
     return None
 
 
-def error_panel(run: Run) -> Panel:
+class _ErrorBox:
+    """The error in a red box, or unboxed when a word is too long for the box
+    (a box would cut it); drawn for the width at render time."""
+
+    def __init__(self, body: Text):
+        self.body = body
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from autorun_cli.render.layout import longest_word
+
+        if longest_word(self.body) <= options.max_width - 4:
+            yield Panel(self.body, title="Error", title_align="left", border_style="red", expand=False)
+            return
+        yield Text("Error", style="bold red")
+        for line in wrap_words(self.body, options.max_width - 2):
+            if line.cell_len + 2 <= options.max_width:
+                line = Text("  ") + line
+            line.no_wrap, line.overflow = True, "ignore"  # a too-long word runs past the edge, whole
+            yield line
+
+
+def error_panel(run: Run) -> RenderableType:
     err = run.error
     body = Text()
     if err is not None:
@@ -290,7 +316,7 @@ def error_panel(run: Run) -> Panel:
     if hint:
         body.append("\nhint: ", style="bold")
         body.append(hint)
-    return Panel(body, title="Error", title_align="left", border_style="red", expand=False)
+    return _ErrorBox(body)
 
 
 def run_view(run: Run, time_format: str = "iso", now: datetime | None = None) -> RenderableType:

@@ -44,14 +44,10 @@ def list_profiles(output: OutputOpt = None, json_: JsonOpt = False, jq: JqOpt = 
     ]
 
     def table(rows: list[dict[str, Any]]):
-        from rich import box
-        from rich.table import Table
-
         from autorun_cli.render import safe
+        from autorun_cli.render.layout import Col, FitTable
 
-        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        for col in ("", "NAME", "PROVIDER", "BASE URL"):
-            t.add_column(col)
+        t = FitTable(Col(""), Col("NAME", priority=2), Col("PROVIDER", priority=1), Col("BASE URL", label="base url"))
         for r in rows:
             t.add_row("*" if r["default"] else "", safe(r["name"], "bold"), safe(r["provider"]), safe(r["base_url"]))
         return t
@@ -85,13 +81,10 @@ def show_profile(
     data = {"name": name, "default": name == doc.get("default_profile"), "config_file": str(config.config_path()), **_mask(profiles[name])}
 
     def table(d: dict[str, Any]):
-        from rich.table import Table
-
         from autorun_cli.render import safe
+        from autorun_cli.render.layout import Col, FitTable
 
-        g = Table.grid(padding=(0, 2))
-        g.add_column(style="bold")
-        g.add_column()
+        g = FitTable(Col("", style="bold"), Col("", "fold", label=""), show_header=False)
         for k, v in d.items():
             g.add_row(k, safe(v))
         return g

@@ -79,14 +79,19 @@ def demo_cmd(opts: Opts) -> None:
     waiting = next((r for r in runs if r.status == "waiting"), None)
     out.out.print(Text(""))
     out.out.print(Text("next:", style="bold"))
-    tips = ["autorun list --status failed,timed_out"]
+    tips: list[tuple[str, str]] = [("autorun list --status failed,timed_out", "")]
     if failed:
-        tips.append(f"autorun show {failed.id}        # why the webhook failed")
+        tips.append((f"autorun show {failed.id}", "# why the webhook failed"))
     if waiting:
-        tips.append(f'autorun events send email.opened --payload \'{{"email": "{waiting.identity.value if waiting.identity else ""}"}}\'')
-    tips.append("autorun automations list")
-    for tip in tips:
-        out.out.print(Text("  " + tip))
+        tips.append((f'autorun events send email.opened --payload \'{{"email": "{waiting.identity.value if waiting.identity else ""}"}}\'', ""))
+    tips.append(("autorun automations list", ""))
+    for command, comment in tips:
+        # A command is never broken over lines (it must paste whole); its comment
+        # only when there is room.
+        line = "  " + command
+        if comment and len(line) + 8 + len(comment) <= out.out.width:
+            line += " " * 8 + comment
+        out.out.print(Text(line), no_wrap=True, overflow="ignore")
 
 
 # -- trigger -----------------------------------------------------------------------------
@@ -133,14 +138,17 @@ def trigger_cmd(
 # -- automations ------------------------------------------------------------------------
 
 def _defs_table(defs: list[dict[str, Any]]):
-    from rich import box
-    from rich.table import Table
-
     from autorun_cli.render import safe
+    from autorun_cli.render.layout import Col, FitTable
 
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for col in ("ID", "VERSION", "NAME", "TRIGGER", "STEPS", "SOURCE"):
-        t.add_column(col, overflow="fold")
+    t = FitTable(
+        Col("ID"),
+        Col("VERSION", justify="right", priority=1),
+        Col("NAME", "fold", label="", priority=1),
+        Col("TRIGGER", priority=2),
+        Col("STEPS", justify="right", priority=1),
+        Col("SOURCE", priority=0),
+    )
     for d in defs:
         t.add_row(safe(d["id"], "bold"), str(d.get("version", "")), safe(d.get("name")), safe(d.get("trigger")), str(len(d.get("steps") or [])), safe(d.get("source_path"), "dim"))
     return t
@@ -184,22 +192,17 @@ def automations_show(
         engine.close()
 
     def view(d: dict[str, Any]):
-        from rich import box
         from rich.console import Group
         from rich.syntax import Syntax
-        from rich.table import Table
         from rich.text import Text
 
         from autorun_cli.render import safe
+        from autorun_cli.render.layout import Col, FitTable
 
-        head = Table.grid(padding=(0, 2))
-        head.add_column(style="bold")
-        head.add_column()
+        head = FitTable(Col("", style="bold"), Col("", "fold", label=""), show_header=False)
         for label, key in (("Automation", "id"), ("Version", "version"), ("Name", "name"), ("Trigger", "trigger"), ("Loaded", "loaded_at"), ("Source", "source_path")):
             head.add_row(label, safe(d.get(key)))
-        steps = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Steps", title_justify="left", title_style="bold")
-        for col in ("#", "KEY", "TYPE", "NAME"):
-            steps.add_column(col)
+        steps = FitTable(Col("#", justify="right", style="dim"), Col("KEY", priority=2), Col("TYPE", priority=1), Col("NAME", "fold", label=""), title="Steps")
         for i, s in enumerate(d.get("steps") or [], 1):
             steps.add_row(str(i), safe(s.get("key")), safe(s.get("type")), safe(s.get("name")))
         parts: list[Any] = [head, Text(""), steps]

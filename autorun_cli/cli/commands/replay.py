@@ -76,12 +76,12 @@ def _definitions(path: str | None, recorded: list[Run]) -> list[tuple[Definition
 
 
 def _report_view(report: Report):
-    from rich import box
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     from autorun_cli.render import safe
+    from autorun_cli.render.layout import Col, FitTable
+    from autorun_cli.textsafe import clean
 
     def cell(facts: dict[str, Any] | None, name: str) -> str:
         if facts is None:
@@ -91,12 +91,14 @@ def _report_view(report: Report):
             return ", ".join(value) or "—"
         return "—" if value is None else str(value)
 
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=f"Replay of {report.run_id}", title_justify="left", title_style="bold")
-    t.add_column("STEP", overflow="fold")
-    t.add_column("FIELD")
-    t.add_column("RECORDED", overflow="fold")
-    t.add_column("REPLAYED", overflow="fold")
-    t.add_column("", no_wrap=True)
+    t = FitTable(
+        Col("STEP"),
+        Col("FIELD", priority=2),
+        Col("RECORDED", "fold", priority=1),
+        Col("REPLAYED", "fold", priority=1),
+        Col("", priority=2),
+        title=f"Replay of {clean(report.run_id)}",
+    )
     for row in report.steps:
         names = ["status", "branch", "wait", "messages"]
         if "step" in row.diverged:
@@ -159,15 +161,12 @@ def replay_cmd(
         elif len(reports) == 1:
             out.out.print(_report_view(reports[0]))
         else:
-            from rich import box
-            from rich.table import Table
             from rich.text import Text
 
             from autorun_cli.render import safe
+            from autorun_cli.render.layout import Col, FitTable
 
-            t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-            for col in ("RUN", "RESULT", "FIRST DIVERGENCE"):
-                t.add_column(col, overflow="fold")
+            t = FitTable(Col("RUN"), Col("RESULT", priority=1), Col("FIRST DIVERGENCE", "fold", min_width=20, label=""))
             for r in reports:
                 t.add_row(
                     safe(r.run_id),
