@@ -16,7 +16,7 @@ from autorun_cli.model import Identity, Message, Run, RunError, Step, Trigger, W
 from autorun_cli.providers._coerce import as_count
 from autorun_cli.providers._coerce import scalar_text as _text
 from autorun_cli.providers.base import SAFE_ID_RE, EventRequest, ListQuery, Provider
-from autorun_cli.status import RUN_STATUSES, TERMINAL, UNKNOWN, WAIT_STATUSES, normalize
+from autorun_cli.status import RUN_STATUSES, TERMINAL, UNKNOWN, normalize
 from autorun_cli.timeutil import duration_ms, parse_ts
 
 # Sendrealm's run and step statuses are the contract's own names (seed 002 shows
@@ -25,7 +25,7 @@ from autorun_cli.timeutil import duration_ms, parse_ts
 STATUS_TABLE: dict[str, str] = {s: s for s in RUN_STATUSES}
 
 # Wait statuses: seed 002 shows "received"; waiting and timed_out are the contract's.
-WAIT_TABLE: dict[str, str] = {s: s for s in WAIT_STATUSES}
+WAIT_TABLE: dict[str, str] = {s: s for s in ("waiting", "received", "timed_out")}
 
 # Sendrealm filters runs by its own status names, which are the normalized ones.
 SERVER_STATUS: dict[str, str] = {s: s for s in RUN_STATUSES}
