@@ -17,10 +17,11 @@ Quick use::
 
 Engine API (every error is an ``autorun_cli.errors.AutorunError``)
 -------------------------------------------------------------------
-``Engine(store, clock=None, *, sandbox=False, lease_seconds=30.0, owner=None, batch_size=500, crash_hook=None, sandbox_http=None)``
+``Engine(store, clock=None, *, sandbox=False, lease_seconds=30.0, owner=None, batch_size=500, crash_hook=None, sandbox_http=None, concurrency=8)``
     ``clock`` defaults to :class:`RealClock`. ``sandbox=True``: ``http_request`` steps
     send nothing and are recorded in the outbox (channel ``http``, status
-    ``sandboxed``). One Engine per thread; any number of processes per store.
+    ``sandboxed``). ``concurrency``: HTTP requests sent at once (threads that touch
+    no store). One Engine per thread; any number of processes per store.
 ``Engine.open(home=None, **kw)``: SQLite ``<home>/engine.db`` (WAL, synchronous=NORMAL,
     busy_timeout 10 s, ``BEGIN IMMEDIATE`` writes); a bad home is a UsageError (exit 2).
 ``Engine.memory(clock=None, **kw)``: a :class:`MemoryStore` (plain Python, nothing
@@ -93,7 +94,7 @@ Run dict (timestamps ISO 8601 UTC with ``+00:00``; missing values ``None``)::
     messages  [{id, channel (email|push|sms|http), step_key, run_id, to, title, body,
                 template, status (sent|sandboxed), created_at, idempotency_key, detail}]
     logs      [{timestamp, level, message, step_key, step_index}]
-    lease     {owner, expires_at} | None                    # only while an HTTP step runs
+    lease     {owner, epoch, expires_at} | None             # only while an HTTP step runs
     definition_steps [{key, type, name}]                    # the automation's steps in order
 
 Statuses. Runs: ``running`` (executing, or between retry attempts), ``waiting`` (a
@@ -119,8 +120,12 @@ Guarantees (tests/engine prove them):
 * Timers are absolute due times: after downtime, overdue ones fire once; a delay
   interrupted by a restart waits only its remainder.
 * Several processes may share a store: writes are ``BEGIN IMMEDIATE`` with a busy
-  timeout; a run whose HTTP step is in flight holds a lease (fenced on commit); a
-  dead holder's run (expired lease, or a dead pid on this host) is taken over.
+  timeout. A run whose HTTP step is queued or in flight holds a lease (owner and
+  epoch, the attempt's step row): it is renewed in one conditional statement right
+  before the send and every ``lease_seconds / 3`` while held, so a live worker never
+  loses it; the result commits only if the release of that very lease succeeds (the
+  fence). A dead holder's run (expired lease, or a dead pid on this host) is taken
+  over by a conditional statement that a renewal cannot also win.
 """
 
 from typing import TYPE_CHECKING, Any

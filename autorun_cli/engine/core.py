@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time as _time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -161,6 +162,7 @@ class Engine:
         batch_size: int = 500,
         crash_hook: Callable[[str], None] | None = None,
         sandbox_http: Callable[[str, str, int], str | None] | None = None,
+        concurrency: int = 8,
     ):
         self.store = store
         self.clock = clock or RealClock()
@@ -169,6 +171,10 @@ class Engine:
         # or None for success. Replay answers with what the recorded run's endpoint did.
         self.sandbox_http = sandbox_http
         self.lease_seconds = lease_seconds
+        # HTTP requests in flight at once (each on a thread of a pool); the store is
+        # only ever touched from the engine's own thread.
+        self.concurrency = max(1, int(concurrency))
+        self._pool: Any = None
         self.owner = owner or f"{_HOST}:{os.getpid()}:{os.urandom(4).hex()}"
         self.batch_size = batch_size
         # Test hook: called with "before_commit:<label>" / "after_commit:<label>".
@@ -204,6 +210,9 @@ class Engine:
         return cls(MemoryStore(), clock, **kwargs)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._http is not None:
             self._http.close()
             self._http = None
@@ -669,15 +678,16 @@ class Engine:
         """Take over runs whose worker stopped mid-step (lease expired, or its
         process on this host is gone) and re-execute that step."""
         now = self.clock.time()
-        stale = [lease for lease in self.store.leases()
-                 if lease["owner"] != self.owner and (lease["expires_at"] <= now or self._owner_dead(lease["owner"]))]
+        stale = [(lease, self._owner_dead(lease["owner"])) for lease in self.store.leases()
+                 if lease["owner"] != self.owner]
+        stale = [(lease, dead) for lease, dead in stale if dead or lease["expires_at"] <= now]
         taken = 0
-        for lease in stale:
+        for lease, dead in stale:
             with self._tx("recover"):
-                current = self.store.get_lease(lease["run_id"])
-                if current is None or current["owner"] != lease["owner"]:
-                    continue  # another process got there first
-                self.store.drop_lease(lease["run_id"])
+                # Conditional on the same owner, epoch and expiry: a holder that
+                # renewed its lease meanwhile keeps it, and only one process takes it.
+                if not self.store.steal_lease(lease["run_id"], lease["owner"], lease["epoch"], self.clock.time(), dead):
+                    continue
                 run = self._load(lease["run_id"])
                 if run is None or run.status != "running":
                     continue
@@ -904,48 +914,110 @@ class Engine:
         url = render(step.url, ctx)
         row = self.store.insert_step((run.id, step.key, step.type, step.name, idx, run.attempt, "running", now,
                                       None, f"{step.method} {url}", None, None))
-        self.store.set_lease(run.id, self.owner, now + max(self.lease_seconds, step.timeout + 5))
+        # The attempt's step row is the lease's epoch: unique per attempt, so a late
+        # result of an earlier attempt (or of another worker) never matches.
+        self.store.set_lease(run.id, self.owner, row, now + self.lease_seconds)
         self._jobs.append(_HttpJob(run.id, step.key, row, run.attempt, step.method, url,
                                    render_any(dict(step.headers), ctx), render_any(step.body, ctx), step.timeout))
 
     def _drain(self) -> None:
-        """Send the HTTP requests the last transaction reached, then record them."""
-        while self._jobs and not self._depth:
-            job = self._jobs.pop(0)
-            ok, info, error = self._send(job)
-            with self._tx("http_result"):
-                run = self._load(job.run_id)
-                lease = self.store.get_lease(job.run_id)
-                if (run is None or lease is None or lease["owner"] != self.owner or run.status != "running"
-                        or run.cursor != job.step_key or run.attempt != job.attempt):
-                    # Cancelled, or our lease expired and another worker took over: drop the result.
-                    continue
-                self.store.drop_lease(run.id)
-                defn = self._def(run.definition_id, run.definition_version)
-                step = defn.step(job.step_key)
-                now = self.clock.time()
-                if ok:
-                    self.store.finish_step(job.step_row, "completed", now, info=info)
-                    self._move(run, defn, step, None)
-                    self._advance(run)
-                else:
-                    self.store.finish_step(job.step_row, "failed", now, error=error)
-                    self._failed(run, defn, step, now, error or "failed", job.step_row)
-                    self._save(run)
+        """Send the HTTP requests the last transactions reached, up to
+        ``concurrency`` at once, and record each result.
 
-    def _send(self, job: _HttpJob) -> tuple[bool, str | None, str | None]:
+        A request is sent only while its lease is provably held: right before the
+        send, one conditional statement renews the lease if this engine still holds
+        it at the attempt's epoch; while requests are queued or in flight, every
+        lease this engine holds is renewed each ``lease_seconds / 3``. So a lease
+        never expires under a live worker, and one that was taken over is never sent."""
+        if self._depth or not self._jobs:
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        self._client()  # built here, not raced by the pool's threads
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="autorun-http")
+        beat = max(self.lease_seconds / 3, 0.01)
+        inflight: dict[Any, _HttpJob] = {}
+        last_beat = _time.monotonic()
+        while self._jobs or inflight:
+            while self._jobs and len(inflight) < self.concurrency:
+                job = self._jobs.pop(0)
+                if self._renew([job]):
+                    self._stats.http_requests += 1
+                    inflight[self._pool.submit(self._send, job)] = job
+            if not inflight:
+                continue
+            done, _ = wait(list(inflight), timeout=beat, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = inflight.pop(fut)
+                self._record(job, fut.result())
+            if _time.monotonic() - last_beat >= beat:
+                last_beat = _time.monotonic()
+                # Heartbeat: keep the leases of queued and in-flight requests.
+                lost = set(self._renew(list(inflight.values()) + self._jobs, keep=False))
+                self._jobs = [j for j in self._jobs if j.step_row not in lost]
+
+    def _renew(self, jobs: list[_HttpJob], keep: bool = True) -> list[Any]:
+        """Renew the leases of ``jobs`` (one conditional UPDATE each, one commit).
+        ``keep``: return the jobs still held; else the epochs of those lost."""
+        if not jobs:
+            return []
+        expires = self.clock.time() + self.lease_seconds
+        held, lost = [], []
+        self.store.begin()
+        try:
+            for job in jobs:
+                if self.store.renew_lease(job.run_id, self.owner, job.step_row, expires):
+                    held.append(job)
+                else:
+                    lost.append(job.step_row)
+            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            raise
+        return held if keep else lost
+
+    def _record(self, job: _HttpJob, result: tuple[bool, str | None, str | None]) -> None:
+        """Commit one request's outcome, fenced: only while this engine still holds
+        the run's lease at the attempt's epoch (the release is the check)."""
+        ok, info, error = result
+        with self._tx("http_result"):
+            if not self.store.release_lease(job.run_id, self.owner, job.step_row):
+                return  # cancelled, or the lease was taken over: drop the result
+            run = self._load(job.run_id)
+            if run is None or run.status != "running" or run.cursor != job.step_key or run.attempt != job.attempt:
+                return
+            defn = self._def(run.definition_id, run.definition_version)
+            step = defn.step(job.step_key)
+            now = self.clock.time()
+            if ok:
+                self.store.finish_step(job.step_row, "completed", now, info=info)
+                self._move(run, defn, step, None)
+                self._advance(run)
+            else:
+                self.store.finish_step(job.step_row, "failed", now, error=error)
+                self._failed(run, defn, step, now, error or "failed", job.step_row)
+                self._save(run)
+
+    def _client(self) -> Any:
         import httpx
 
-        self._stats.http_requests += 1
         if self._http is None:
-            self._http = httpx.Client(follow_redirects=False)
+            self._http = httpx.Client(follow_redirects=False, limits=httpx.Limits(max_connections=self.concurrency))
+        return self._http
+
+    def _send(self, job: _HttpJob) -> tuple[bool, str | None, str | None]:
+        """One request (on a pool thread: it touches no store)."""
+        import httpx
+
+        client = self._client()
         headers = dict(job.headers)
         headers["Idempotency-Key"] = f"{job.run_id}:{job.step_key}"
         try:
             kwargs: dict[str, Any] = {"headers": headers, "timeout": job.timeout}
             if job.body is not None and job.method != "GET":
                 kwargs["json"] = job.body
-            resp = self._http.request(job.method, job.url, **kwargs)
+            resp = client.request(job.method, job.url, **kwargs)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
             # Any failure to send is a failed attempt (retried per the step's policy).
             return False, None, f"{job.method} {job.url}: {type(exc).__name__}: {exc}"
@@ -1035,7 +1107,8 @@ class Engine:
             for lg in self.store.logs_for(run_id)
         ]
         lease = self.store.get_lease(run_id)
-        out["lease"] = {"owner": lease["owner"], "expires_at": iso(lease["expires_at"])} if lease else None
+        out["lease"] = ({"owner": lease["owner"], "epoch": lease["epoch"], "expires_at": iso(lease["expires_at"])}
+                        if lease else None)
         out["definition_steps"] = self._definition_steps(row["definition_id"], row["definition_version"])
         return out
 

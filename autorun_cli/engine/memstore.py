@@ -344,10 +344,36 @@ class MemoryStore(Store):
         return sorted((dict(lg) for lg in self._logs.get(run_id, ())), key=lambda lg: (lg["ts"], lg["id"]))
 
     # -- leases ---------------------------------------------------------------
-    def set_lease(self, run_id, owner, expires_at) -> None:
+    def set_lease(self, run_id, owner, epoch, expires_at) -> None:
         old = self._leases.get(run_id)
-        self._leases[run_id] = {"run_id": run_id, "owner": owner, "expires_at": expires_at}
+        self._leases[run_id] = {"run_id": run_id, "owner": owner, "epoch": epoch, "expires_at": expires_at}
         self._on_undo(lambda: self._leases.__setitem__(run_id, old) if old else self._leases.pop(run_id, None))
+
+    def _held(self, run_id: str, owner: str, epoch: int) -> dict | None:
+        lease = self._leases.get(run_id)
+        return lease if lease is not None and lease["owner"] == owner and lease["epoch"] == epoch else None
+
+    def renew_lease(self, run_id, owner, epoch, expires_at) -> bool:
+        lease = self._held(run_id, owner, epoch)
+        if lease is None:
+            return False
+        old = lease["expires_at"]
+        lease["expires_at"] = expires_at
+        self._on_undo(lambda: lease.__setitem__("expires_at", old))
+        return True
+
+    def release_lease(self, run_id, owner, epoch) -> bool:
+        if self._held(run_id, owner, epoch) is None:
+            return False
+        self.drop_lease(run_id)
+        return True
+
+    def steal_lease(self, run_id, owner, epoch, now, holder_dead=False) -> bool:
+        lease = self._held(run_id, owner, epoch)
+        if lease is None or not (lease["expires_at"] <= now or holder_dead):
+            return False
+        self.drop_lease(run_id)
+        return True
 
     def get_lease(self, run_id: str) -> dict | None:
         lease = self._leases.get(run_id)
@@ -360,5 +386,3 @@ class MemoryStore(Store):
 
     def leases(self) -> list[dict]:
         return sorted((dict(lease) for lease in self._leases.values()), key=lambda lease: lease["expires_at"])
-
-

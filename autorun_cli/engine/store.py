@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 RUN_COLUMNS = (
     "id", "definition_id", "definition_version", "name", "status", "cursor", "attempt",
@@ -85,6 +85,15 @@ CREATE INDEX IF NOT EXISTS logs_run ON logs(run_id);
 CREATE TABLE IF NOT EXISTS leases (
   run_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
 """
+# Versioned migrations: (version, statements). A store records the last one applied
+# in meta.schema_version and applies the newer ones, in one transaction, on open.
+_MIGRATIONS: list[tuple[int, str]] = [
+    (1, _SCHEMA),
+    # The lease's epoch (the step row of the attempt it guards) is the fencing token:
+    # renewals, take-overs and the result's commit are conditional on owner + epoch.
+    (2, "ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX IF NOT EXISTS leases_expiry ON leases(expires_at)"),
+]
 
 _SORTS = {"created_at": "created_at", "updated_at": "updated_at", "status": "status", "name": "name",
           "started_at": "started_at", "finished_at": "finished_at", "id": "id"}
@@ -235,7 +244,23 @@ class Store(ABC):
 
     # -- leases ---------------------------------------------------------------
     @abstractmethod
-    def set_lease(self, run_id: str, owner: str, expires_at: float) -> None: ...
+    def set_lease(self, run_id: str, owner: str, epoch: int, expires_at: float) -> None:
+        """Lease a run to ``owner`` for the attempt ``epoch`` (the fencing token)."""
+
+    @abstractmethod
+    def renew_lease(self, run_id: str, owner: str, epoch: int, expires_at: float) -> bool:
+        """Extend a lease still held by ``owner`` at ``epoch``, in one conditional
+        statement; False when it was taken over, cancelled or released meanwhile."""
+
+    @abstractmethod
+    def release_lease(self, run_id: str, owner: str, epoch: int) -> bool:
+        """The fence of a result: drop the lease if ``owner`` still holds it at
+        ``epoch`` (True); False means the result must be discarded."""
+
+    @abstractmethod
+    def steal_lease(self, run_id: str, owner: str, epoch: int, now: float, holder_dead: bool = False) -> bool:
+        """Take over a lease that expired by ``now`` (or whose holder is known dead)
+        if it is still ``owner``'s at ``epoch``: a renewal and a take-over never both win."""
 
     @abstractmethod
     def get_lease(self, run_id: str) -> dict | None: ...
@@ -304,17 +329,41 @@ class SQLiteStore(Store):
     def memory_store(cls) -> SQLiteStore:
         return cls(":memory:")
 
-    def _migrate(self) -> None:
+    def schema_version(self) -> int:
+        """The last migration applied (0 for an empty database)."""
+        has_meta = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        if not has_meta:
+            return 0
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this store lacks; returns the versions applied."""
+        if self.schema_version() >= SCHEMA_VERSION:
+            return []
         self.begin()
         try:
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    self.conn.execute(stmt)
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            current = self.schema_version()  # again, under the write lock
+            if current > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"store schema version {current} is newer than this autorun ({SCHEMA_VERSION}); upgrade autorun")
+            applied = []
+            for version, script in _MIGRATIONS:
+                if version <= current:
+                    continue
+                for stmt in script.split(";"):
+                    if stmt.strip():
+                        self.conn.execute(stmt)
+                applied.append(version)
+            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                              (str(SCHEMA_VERSION),))
             self.commit()
         except BaseException:
             self.rollback()
             raise
+        return applied
+
+    _migrate = migrate
 
     # -- transactions ---------------------------------------------------------
     def begin(self) -> None:
@@ -560,12 +609,30 @@ class SQLiteStore(Store):
         return self._all("SELECT * FROM logs WHERE run_id = ? ORDER BY ts, id", (run_id,))
 
     # -- leases ---------------------------------------------------------------
-    def set_lease(self, run_id, owner, expires_at) -> None:
+    def set_lease(self, run_id, owner, epoch, expires_at) -> None:
         self.conn.execute(
-            "INSERT INTO leases (run_id, owner, expires_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(run_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
-            (run_id, owner, expires_at),
+            "INSERT INTO leases (run_id, owner, epoch, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(run_id) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, "
+            "expires_at = excluded.expires_at",
+            (run_id, owner, epoch, expires_at),
         )
+
+    def renew_lease(self, run_id, owner, epoch, expires_at) -> bool:
+        return self.conn.execute(
+            "UPDATE leases SET expires_at = ? WHERE run_id = ? AND owner = ? AND epoch = ?",
+            (expires_at, run_id, owner, epoch),
+        ).rowcount == 1
+
+    def release_lease(self, run_id, owner, epoch) -> bool:
+        return self.conn.execute(
+            "DELETE FROM leases WHERE run_id = ? AND owner = ? AND epoch = ?", (run_id, owner, epoch)
+        ).rowcount == 1
+
+    def steal_lease(self, run_id, owner, epoch, now, holder_dead=False) -> bool:
+        return self.conn.execute(
+            "DELETE FROM leases WHERE run_id = ? AND owner = ? AND epoch = ? AND (expires_at <= ? OR ?)",
+            (run_id, owner, epoch, now, 1 if holder_dead else 0),
+        ).rowcount == 1
 
     def get_lease(self, run_id: str) -> dict | None:
         return self._one("SELECT * FROM leases WHERE run_id = ?", (run_id,))

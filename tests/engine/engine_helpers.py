@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -82,8 +84,9 @@ class HookServer:
     again without applying it. ``fail_first`` answers the first N requests of each
     key with 503."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, delay: float = 0.0):
         self.fail_first = fail_first
+        self.delay = delay  # seconds each answer takes (a slow API)
         self.requests: list[dict] = []  # every request, in order
         self.applied: dict[str, int] = {}  # key -> times its effect was applied
         self._seen: dict[str, int] = {}
@@ -95,6 +98,8 @@ class HookServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 key = self.headers.get("Idempotency-Key")
+                if outer.delay:
+                    time.sleep(outer.delay)
                 with outer._lock:
                     outer.requests.append({"path": self.path, "key": key, "body": json.loads(body or b"null")})
                     n = outer._seen.get(key, 0) + 1
@@ -119,6 +124,11 @@ class HookServer:
 
     def start(self) -> None:
         self._thread.start()
+
+    def sends_per_key(self) -> Counter[str | None]:
+        """How many requests reached the sink for each Idempotency-Key (duplicates counted)."""
+        with self._lock:
+            return Counter(r["key"] for r in self.requests)
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -49,7 +49,7 @@ def test_expired_lease_is_taken_over_and_the_late_worker_is_fenced(tmp_path: Pat
     assert run["status"] == "running"
 
     other = engine_at(db, T0 + 10)
-    assert other.work().recovered == 0  # the lease (35 s for a 10 s request timeout) still holds
+    assert other.work().recovered == 0  # the 30 s lease still holds
     assert other.get_run(run["id"])["lease"]["owner"] == "elsewhere:1:abcd"
     other.clock.set(T0 + 60)
     assert other.work().recovered == 1
@@ -59,12 +59,75 @@ def test_expired_lease_is_taken_over_and_the_late_worker_is_fenced(tmp_path: Pat
         ("post", 1, "failed"), ("post", 2, "completed"), ("done", 1, "completed")]
     assert "interrupted" in taken["steps"][0]["error"]
 
-    # The stalled worker wakes up and finishes its request: same key, result discarded.
+    # The stalled worker wakes up: its lease was taken over, so it sends nothing.
     hung._hook = None
     hung._drain()
     after = other.get_run(run["id"])
     assert after["steps"] == taken["steps"] and after["messages"] == taken["messages"]
-    assert [req["key"] for req in hook_server.requests] == [f"{run['id']}:post"] * 2
+    assert [req["key"] for req in hook_server.requests] == [f"{run['id']}:post"]
+
+
+def _stalled_in_flight(db: Path, url: str, definition: str = HOOK) -> tuple[Engine, str]:
+    """A worker that committed "attempt 1 running" (holding the lease) and stopped."""
+    def freeze(label: str) -> None:
+        if label == "after_commit:trigger":
+            raise Stop
+
+    hung = engine_at(db, owner="elsewhere:1:abcd", crash_hook=freeze, lease_seconds=30)
+    hung.load(parse_toml(definition.format(url=url)))
+    with pytest.raises(Stop):
+        hung.trigger("ping", {"email": "a@example.com"})
+    hung._hook = None
+    [run] = hung.list_runs()
+    return hung, run["id"]
+
+
+def test_a_result_is_recorded_only_by_the_lease_owner(tmp_path: Path, hook_server: HookServer) -> None:
+    """Fencing on the owner alone: the run is still at the same step and attempt,
+    only the lease's owner changed; the first worker's result must be dropped."""
+    hung, run_id = _stalled_in_flight(tmp_path / "e.db", hook_server.url)
+    job = hung._jobs[0]
+    hung.store.begin()
+    hung.store.set_lease(run_id, "intruder:2:ffff", job.step_row, T0 + 300)  # same epoch, other owner
+    hung.store.commit()
+    hung._record(job, (True, "POST → HTTP 200", None))
+    run = hung.get_run(run_id)
+    assert run["status"] == "running" and [s["status"] for s in run["steps"]] == ["running"]
+    assert run["lease"]["owner"] == "intruder:2:ffff"
+    # and the epoch alone: the same owner at another attempt's epoch is fenced off too
+    hung.store.begin()
+    hung.store.set_lease(run_id, hung.owner, job.step_row + 1000, T0 + 300)
+    hung.store.commit()
+    hung._record(job, (True, "POST → HTTP 200", None))
+    assert hung.get_run(run_id)["status"] == "running"
+    # with the lease really held, the same result is recorded
+    hung.store.begin()
+    hung.store.set_lease(run_id, hung.owner, job.step_row, T0 + 300)
+    hung.store.commit()
+    hung._record(job, (True, "POST → HTTP 200", None))
+    assert hung.get_run(run_id)["status"] == "completed"
+
+
+def test_an_interrupted_attempt_keeps_its_retry_budget(tmp_path: Path) -> None:
+    """Two attempts allowed; attempt 1 is interrupted (its worker stalled), attempt 2
+    (the take-over) gets a 503: the interruption must not have used the retry, so
+    attempt 3 runs and succeeds."""
+    sink = HookServer(fail_first=1)
+    sink.start()
+    try:
+        one_retry = HOOK.replace('url = "{url}/ping"', 'url = "{url}/ping"\nretry = {{ attempts = 2, backoff = "1s" }}')
+        db = tmp_path / "e.db"
+        _stalled_in_flight(db, sink.url, one_retry)
+        [run_id] = [r["id"] for r in engine_at(db).list_runs()]
+        other = engine_at(db, T0 + 60)
+        other.work(settle=5)
+        run = other.get_run(run_id)
+    finally:
+        sink.stop()
+    assert [(s["key"], s["attempt"], s["status"]) for s in run["steps"]] == [
+        ("post", 1, "failed"), ("post", 2, "failed"), ("post", 3, "completed"), ("done", 1, "completed")], run["logs"]
+    assert run["status"] == "completed"
+    assert list(sink.sends_per_key().values()) == [2]  # the stalled worker never sent
 
 
 def test_demo_produces_every_ending_and_is_safe_to_rerun(tmp_path: Path) -> None:

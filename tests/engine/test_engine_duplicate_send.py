@@ -1,0 +1,73 @@
+"""Two healthy engines on one store must not send one HTTP step twice (issue 11).
+
+The bug: leases were taken for a whole batch of HTTP steps when the batch committed
+and never renewed; the requests went out one after another, so while a slow API held
+the first ones, the leases of those still queued expired and another engine's
+``work()`` took them over and sent them too. No crash was needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from engine_helpers import HookServer
+
+from autorun_cli.engine import Engine, SQLiteStore, parse_toml
+
+SLOW = """
+id = "slow"
+name = "Slow webhook"
+trigger = "go"
+identity = {{ type = "email", from = "email" }}
+
+[[steps]]
+key = "post"
+type = "http_request"
+url = "{url}/slow"
+timeout = "5s"
+"""
+
+
+def test_two_engines_on_one_store_send_each_key_once(tmp_path: Path) -> None:
+    sink = HookServer(delay=0.25)
+    sink.start()
+    db = tmp_path / "engine.db"
+    runs = 8
+    # Leases of 0.3 s: a batch of 8 requests at 0.25 s each outlives the first
+    # leases several times over, as 16 requests of 0.9 s outlived 30 s ones.
+    first = Engine(SQLiteStore(db), lease_seconds=0.3, concurrency=1)
+    first.load(parse_toml(SLOW.format(url=sink.url), "slow"))
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def second_worker() -> None:
+        try:
+            other = Engine(SQLiteStore(db), lease_seconds=0.3, concurrency=1)
+            while not done.is_set():
+                other.work()
+                done.wait(0.02)
+            other.work(settle=1.0)
+            other.close()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=second_worker)
+    thread.start()
+    try:
+        with first.batch():  # one commit reaches all 8 HTTP steps
+            ids = [first.trigger("go", {"email": f"u{i}@example.com"})[0] for i in range(runs)]
+        first.work(settle=1.0)
+    finally:
+        done.set()
+        thread.join(30)
+        sink.stop()
+    assert not errors, errors
+    sends = sink.sends_per_key()
+    assert sends == {f"{run_id}:post": 1 for run_id in ids}, sends
+    for run_id in ids:
+        run = first.get_run(run_id)
+        assert run["status"] == "completed", run["logs"]
+        assert [(s["key"], s["status"]) for s in run["steps"]] == [("post", "completed")]
+        assert not any("stopped during step" in log["message"] for log in run["logs"])
+    first.close()
