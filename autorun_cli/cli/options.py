@@ -3,7 +3,8 @@
 The selection flags (``--profile``, ``--provider``...) and output flags (``-o``,
 ``--json``...) are accepted after the command, the form scripts use, and before it.
 ``@common`` adds them to a command's signature and hands the command one merged
-:class:`Opts`; values given after the command win over those given before it.
+:class:`Opts` (see :func:`resolve`): a flag in either position beats the environment
+variable, and a flag after the command beats one before it.
 
 Nothing here imports rich, httpx or pydantic: this module loads for ``--help``.
 """
@@ -159,15 +160,6 @@ class Opts:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Opts) and all(getattr(self, n) == getattr(other, n) for n in _OPT_NAMES)
 
-    def merged(self, later: Opts) -> Opts:
-        """``later`` (options after the command) wins where it was given."""
-        out = Opts()
-        for name in _OPT_NAMES:
-            value = getattr(later, name)
-            given = value is not None and not (name in _FLAGS and value is False)
-            setattr(out, name, value if given else getattr(self, name))
-        return out
-
     @property
     def mode(self) -> str:
         if self.json_ or self.jq is not None:
@@ -195,13 +187,35 @@ def set_current(opts: Opts) -> None:
     _current = opts
 
 
-def root_opts(ctx: Any) -> Opts:
+def _from_command_line(ctx: Any, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def resolve(ctx: Any, **mine: Any) -> Opts:
+    """The options of the command ``ctx`` runs: ``mine`` (its own values of the shared
+    options) merged with those given before the command, flag > env > default.
+
+    Typer reads ``envvar=`` for the options after the command too, so a value there
+    may only be the environment's: the context knows where each value came from, and a
+    flag before the command beats the environment after it. Between two flags, the one
+    after the command wins.
+    """
     # Any: Typer hands its own (vendored Click) Context here, a supertype of typer.Context.
-    while ctx is not None:
-        if isinstance(ctx.obj, Opts):
-            return ctx.obj
-        ctx = ctx.parent
-    return Opts()
+    root = ctx.find_root()
+    before: Opts = root.obj if isinstance(root.obj, Opts) else Opts()
+    out = Opts()
+    for name in _OPT_NAMES:
+        value = getattr(before, name)
+        if name in mine:
+            given = mine[name]
+            if _from_command_line(ctx, name):
+                value = given
+            elif not _from_command_line(root, name) and given is not None and given is not False:
+                value = given  # the environment, the same for both positions
+        setattr(out, name, value)
+    set_current(out)
+    return out
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -217,9 +231,7 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
         ctx = kwargs.pop("autorun_ctx")
-        mine = Opts(**{name: kwargs.pop(name) for name in COMMON})
-        opts = root_opts(ctx).merged(mine)
-        set_current(opts)
+        opts = resolve(ctx, **{name: kwargs.pop(name) for name in COMMON})
         return fn(opts=opts, **kwargs)
 
     params = own + added + [ctx_param]

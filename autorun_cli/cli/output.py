@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from autorun_cli.cli.options import Opts, current, set_current
+from autorun_cli.cli.options import Opts
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -232,13 +232,13 @@ class Output:
         report_error(err, "table" if self.jq is not None else self.mode)
 
 
-def output_for(output: Any = None, json_: Any = False, jq: str | None = None) -> Output:
+def output_for(ctx: Any, output: Any = None, json_: Any = False, jq: str | None = None) -> Output:
     """The Output of a command that declares its output options itself (``-o``,
-    ``--json``, ``--jq``) rather than taking the shared ones: those given after the
-    command win over those given before it, as with ``@common``."""
-    opts = current().merged(Opts(output=output, json_=json_, jq=jq))
-    set_current(opts)
-    return Output(opts)
+    ``--json``, ``--jq``) rather than taking the shared ones, merged with those given
+    before the command as ``@common`` does (flag > env, after > before)."""
+    from autorun_cli.cli.options import resolve
+
+    return Output(resolve(ctx, output=output, json_=json_, jq=jq))
 
 
 def report_error(err: AutorunError, mode: str) -> None:

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Manage profiles: where each API is and how to authenticate.", no_args_is_help=True)
 
 
-def _out(output: Any, json_: Any, jq: str | None = None) -> Output:
+def _out(ctx: typer.Context, output: Any = None, json_: Any = False, jq: str | None = None) -> Output:
     from autorun_cli.cli.output import output_for
 
-    return output_for(output, json_, jq)
+    return output_for(ctx, output, json_, jq)
 
 
 def _mask(profile: dict[str, str]) -> dict[str, Any]:
@@ -31,11 +31,11 @@ def _mask(profile: dict[str, str]) -> dict[str, Any]:
 
 
 @app.command("list")
-def list_profiles(output: OutputOpt = None, json_: JsonOpt = False, jq: JqOpt = None) -> None:
+def list_profiles(ctx: typer.Context, output: OutputOpt = None, json_: JsonOpt = False, jq: JqOpt = None) -> None:
     """List the profiles and which one is the default."""
     from autorun_cli import config
 
-    out = _out(output, json_, jq)
+    out = _out(ctx, output, json_, jq)
     doc = config.load()
     default = doc.get("default_profile")
     rows = [
@@ -60,6 +60,7 @@ def list_profiles(output: OutputOpt = None, json_: JsonOpt = False, jq: JqOpt = 
 
 @app.command("show")
 def show_profile(
+    ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Profile (default: the default profile).", show_default=False)] = None,
     output: OutputOpt = None,
     json_: JsonOpt = False,
@@ -69,7 +70,7 @@ def show_profile(
     from autorun_cli import config
     from autorun_cli.errors import ConfigError
 
-    out = _out(output, json_, jq)
+    out = _out(ctx, output, json_, jq)
     doc = config.load()
     name = name or doc.get("default_profile")
     profiles = doc.get("profiles", {})
@@ -94,6 +95,7 @@ def show_profile(
 
 @app.command("add")
 def add_profile(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Profile name.")],
     provider: Annotated[str, typer.Option("--provider", help="plannr, sendrealm, tenant, generic or local.")],
     base_url: Annotated[str | None, typer.Option("--base-url", help="API root URL.", show_default=False)] = None,
@@ -112,7 +114,7 @@ def add_profile(
     from autorun_cli.errors import UsageError
     from autorun_cli.providers import NAMES
 
-    out = _out(None, None)
+    out = _out(ctx)
     if not re.match(r"^[A-Za-z0-9_.-]+$", name):
         raise UsageError(f"profile name {name!r} is not allowed", hint="use letters, digits, '-', '_' or '.'")
     provider = provider.strip().lower()
@@ -143,12 +145,12 @@ def add_profile(
 
 
 @app.command("use")
-def use_profile(name: Annotated[str, typer.Argument(help="Profile to make the default.")]) -> None:
+def use_profile(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Profile to make the default.")]) -> None:
     """Make a profile the default."""
     from autorun_cli import config
     from autorun_cli.errors import ConfigError
 
-    out = _out(None, None)
+    out = _out(ctx)
     doc = config.load()
     if name not in doc.get("profiles", {}):
         raise ConfigError(f"no profile {name!r} in {config.config_path()}", hint="see `autorun config list`")
@@ -158,12 +160,12 @@ def use_profile(name: Annotated[str, typer.Argument(help="Profile to make the de
 
 
 @app.command("remove")
-def remove_profile(name: Annotated[str, typer.Argument(help="Profile to remove.")]) -> None:
+def remove_profile(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Profile to remove.")]) -> None:
     """Remove a profile."""
     from autorun_cli import config
     from autorun_cli.errors import ConfigError
 
-    out = _out(None, None)
+    out = _out(ctx)
     doc = config.load()
     if name not in doc.get("profiles", {}):
         raise ConfigError(f"no profile {name!r} in {config.config_path()}", hint="see `autorun config list`")

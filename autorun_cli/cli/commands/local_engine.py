@@ -20,10 +20,10 @@ automations_app = typer.Typer(help="Automation definitions of the local engine (
 engine_app = typer.Typer(help="Run the local engine's due work.", no_args_is_help=True)
 
 
-def _out(output: Any, json_: Any, jq: str | None = None) -> Output:
+def _out(ctx: typer.Context, output: Any = None, json_: Any = False, jq: str | None = None) -> Output:
     from autorun_cli.cli.output import output_for
 
-    return output_for(output, json_, jq)
+    return output_for(ctx, output, json_, jq)
 
 
 def open_engine() -> Engine:
@@ -156,13 +156,14 @@ def _defs_table(defs: list[dict[str, Any]]):
 
 @automations_app.command("list")
 def automations_list(
+    ctx: typer.Context,
     all_versions: Annotated[bool, typer.Option("--all-versions", help="Every stored version, not just the latest.")] = False,
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
 ) -> None:
     """List the automations loaded into the local engine."""
-    out = _out(output, json_, jq)
+    out = _out(ctx, output, json_, jq)
     engine = open_engine()
     try:
         defs = engine.definitions(all_versions=all_versions)
@@ -177,6 +178,7 @@ def automations_list(
 
 @automations_app.command("show")
 def automations_show(
+    ctx: typer.Context,
     automation_id: Annotated[str, typer.Argument(help="Automation ID.")],
     version: Annotated[int | None, typer.Option("--version", help="A stored version (default: the latest).", show_default=False)] = None,
     output: OutputOpt = None,
@@ -184,7 +186,7 @@ def automations_show(
     jq: JqOpt = None,
 ) -> None:
     """Show one automation: its trigger, identity and steps, and its TOML source."""
-    out = _out(output, json_, jq)
+    out = _out(ctx, output, json_, jq)
     engine = open_engine()
     try:
         d = engine.definition(automation_id, version)
@@ -215,6 +217,7 @@ def automations_show(
 
 @automations_app.command("validate")
 def automations_validate(
+    ctx: typer.Context,
     paths: Annotated[list[str], typer.Argument(help="TOML files or folders to check.")],
     output: OutputOpt = None,
     json_: JsonOpt = False,
@@ -223,7 +226,7 @@ def automations_validate(
     """Check definitions without loading them; a bad one exits 2 naming the field."""
     from autorun_cli.engine import load_definitions
 
-    out = _out(output, json_, jq)
+    out = _out(ctx, output, json_, jq)
     checked = []
     for path in paths:
         for d in load_definitions(path):
@@ -237,6 +240,7 @@ def automations_validate(
 
 @automations_app.command("load")
 def automations_load(
+    ctx: typer.Context,
     paths: Annotated[list[str], typer.Argument(help="TOML files or folders to load.")],
     output: OutputOpt = None,
     json_: JsonOpt = False,
@@ -245,7 +249,7 @@ def automations_load(
     """Load definitions into the local engine; a changed one becomes a new version."""
     from autorun_cli.engine import load_definitions
 
-    out = _out(output, json_, jq)
+    out = _out(ctx, output, json_, jq)
     # Every file is checked before any is stored: a bad one loads nothing at all.
     defs = [d for path in paths for d in load_definitions(path)]
     engine = open_engine()
@@ -265,6 +269,7 @@ def automations_load(
 
 @engine_app.command("work")
 def engine_work(
+    ctx: typer.Context,
     forever: Annotated[bool, typer.Option("--forever", help="Keep running as a worker until Ctrl-C.")] = False,
     poll: Annotated[float, typer.Option("--poll", help="With --forever: seconds between checks when idle.", min=0.01)] = 1.0,
     output: OutputOpt = None,
@@ -276,7 +281,7 @@ def engine_work(
     from autorun_cli import config
     from autorun_cli.engine import Engine
 
-    out = _out(output, json_, jq)
+    out = _out(ctx, output, json_, jq)
     engine = Engine.open(config.home_path())
     try:
         if forever:
