@@ -251,12 +251,16 @@ def gen_tenant(i: int) -> dict:
     }
 
 
+GENERIC_STEP_DEFS = {"Start": "d3000000-0000-4000-8000-000000000001", "Summarise ticket": "d3000000-0000-4000-8000-000000000002"}
+
+
 def _generic_step(sid: str, status: str, t: float, name: str, step_type: str,
                   result: str | None = None, error: str | None = None) -> dict:
     return {
         "id": sid, "status": status, "prompt": {"type": "text", "text": f"Run {name}"},
         "result": result, "error": error,
-        "step": {"id": sid[:-3] + "def", "name": name, "step_type": step_type,
+        # A step definition is shared by every session of the automation.
+        "step": {"id": GENERIC_STEP_DEFS[name], "name": name, "step_type": step_type,
                  "prompt_template": {"type": "text"}, "created_at": iso(t), "updated_at": iso(t)},
         "created_at": iso(t), "updated_at": iso(t + 1),
     }

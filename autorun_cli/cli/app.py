@@ -123,6 +123,7 @@ COMMANDS: dict[str, str] = {
     "retry": "retry",
     "cancel": "cancel",
     "replay": "replay",
+    "diff": "diff",
     "trigger": "local_engine",
     "automations": "local_engine",
     "engine": "local_engine",

@@ -1,0 +1,150 @@
+"""The human view of ``autorun diff``: the verdict on top, then the two runs side by
+side, one row per step, changed cells highlighted, duration deltas (``+1m30s``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from autorun_cli.render import _UUID, _t, safe, status_text
+from autorun_cli.textsafe import clean
+from autorun_cli.timeutil import human_duration
+
+CHANGED = "bold yellow"
+
+
+def signed_duration(ms: int | None) -> str:
+    """``+1m30s`` / ``-2s`` / ``±0``: A's time relative to B's."""
+    if ms is None:
+        return ""
+    if ms == 0:
+        return "±0"
+    return ("+" if ms > 0 else "-") + human_duration(abs(ms))
+
+
+def row_label(row: dict[str, Any]) -> str:
+    key, name = row.get("key"), row.get("name")
+    if key and name and _UUID.match(key):
+        return name
+    return key or name or "?"
+
+
+def _value(value: Any) -> str:
+    return "—" if value is None else clean(value)
+
+
+def _step_cell(facts: dict[str, Any] | None, changed: list[str]) -> Text:
+    if facts is None:
+        return Text("— did not run", style=CHANGED)
+    cell = status_text(facts["status"])
+    if "status" in changed:
+        cell.stylize(CHANGED)
+    if facts.get("attempt") and facts["attempt"] > 1:
+        cell.append(f" #{facts['attempt']}", style="dim")
+    if facts.get("duration_ms") is not None:
+        cell.append("  " + human_duration(facts["duration_ms"]), style="dim")
+    if facts.get("branch") or "branch" in changed:
+        cell.append("\n→ " + _value(facts.get("branch")), style=CHANGED if "branch" in changed else "cyan")
+    if facts.get("error") or "error" in changed:
+        cell.append("\n" + _value(facts.get("error")), style=CHANGED if "error" in changed else "red")
+    return cell
+
+
+def verdict(doc: dict[str, Any]) -> Text:
+    """The first line: same, or where the runs first differ."""
+    if doc["same"]:
+        line = Text("✓ same", style="green bold")
+        line.append(f": both {doc['a']['status']}, the same steps with the same outcomes")
+        return line
+    first = doc["first_difference"]
+    line = Text("✗ different", style="red bold")
+    where = f"step {clean(first['step'])}" if first["step"] is not None else "the run"
+    field = first["field"]
+    if field == "present":
+        ran = "A" if first["a"] else "B"
+        line.append(f": first at {where}, which only {ran} ran")
+    elif field == "order":
+        line.append(f": first at {where}, step {first['a']} in A but step {first['b']} in B")
+    else:
+        line.append(f": first at {where}, {field} {_value(first['a'])} (A) vs {_value(first['b'])} (B)")
+    return line
+
+
+def hint(doc: dict[str, Any]) -> str | None:
+    first = doc["first_difference"]
+    if first is None:
+        return None
+    # Look where the runs parted, in the run that has that step.
+    side = "b" if first["field"] == "present" and not first["a"] else "a"
+    run_id = doc[side]["id"]
+    if first["step"] is None:
+        return f"autorun show {run_id}"
+    return f"autorun show {run_id}  (step {first['step']})"
+
+
+def diff_view(doc: dict[str, Any], time_format: str = "iso", now: datetime | None = None, width: int = 120) -> RenderableType:
+    parts: list[RenderableType] = [verdict(doc)]
+    tip = hint(doc)
+    if tip:
+        parts.append(Text.assemble(("hint: ", "bold"), tip))
+    parts.append(Text(""))
+
+    changed_fields = {f["field"] for f in doc["fields"]}
+    head = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    head.add_column("", style="bold", no_wrap=True)
+    head.add_column("A", overflow="fold", ratio=1)
+    head.add_column("B", overflow="fold", ratio=1)
+    a, b = doc["a"], doc["b"]
+    head.add_row("run", safe(a["id"], "bold"), safe(b["id"], "bold"))
+    sa, sb = status_text(a["status"]), status_text(b["status"])
+    if "status" in changed_fields:
+        sa.stylize(CHANGED)
+        sb.stylize(CHANGED)
+    head.add_row("status", sa, sb)
+    values = {f["field"]: f for f in doc["fields"]}
+    for name in ("error", "trigger.event", "identity.value"):
+        if name in values:
+            head.add_row(name, Text(_value(values[name]["a"]), style=CHANGED), Text(_value(values[name]["b"]), style=CHANGED))
+    if a["automation_id"] != b["automation_id"]:
+        head.add_row("automation", safe(a["automation_id"], CHANGED), safe(b["automation_id"], CHANGED))
+    head.add_row("created", Text(_t(a["created_at"], time_format, now)), Text(_t(b["created_at"], time_format, now)))
+    took = Text(human_duration(a["duration_ms"]) or "—")
+    delta = a["duration_ms"] - b["duration_ms"] if a["duration_ms"] is not None and b["duration_ms"] is not None else None
+    if delta is not None:
+        took.append(f"  ({signed_duration(delta)})", style="dim")
+    head.add_row("took", took, Text(human_duration(b["duration_ms"]) or "—"))
+    parts.append(head)
+
+    if doc["steps"]:
+        steps = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Steps", title_justify="left", title_style="bold")
+        steps.add_column("", no_wrap=True)
+        # Whole step names where they fit (up to 24 columns from 80 up): they are what
+        # people look for. Narrower, the A and B cells need the room.
+        longest = max(len(row_label(r)) + (8 if "order" in r["changed"] else 0) for r in doc["steps"])
+        steps.add_column("STEP", overflow="fold", min_width=min(longest, 24 if width >= 80 else 10), max_width=30)
+        # Each side: status, attempt and time taken, then branch and error below.
+        steps.add_column("A", overflow="fold", ratio=1, min_width=12)
+        steps.add_column("B", overflow="fold", ratio=1, min_width=12)
+        steps.add_column("Δ TOOK", justify="right", no_wrap=True)
+        for row in doc["steps"]:
+            changed = row["changed"]
+            mark = Text("≠", style="red bold") if changed else Text(" ")
+            label = safe(row_label(row), CHANGED if changed else "")
+            if "order" in changed:
+                label.append(" (moved)", style="dim")
+            fa, fb = row["a"], row["b"]
+            d = row["duration_delta_ms"]
+            steps.add_row(
+                mark,
+                label,
+                _step_cell(fa, changed),
+                _step_cell(fb, changed),
+                Text(signed_duration(d), style="dim" if not d else ("yellow" if d > 0 else "cyan")),
+            )
+        parts += [Text(""), steps]
+    return Group(*parts)
