@@ -25,6 +25,14 @@ def clean(value: Any) -> str:
     return _CTRL.sub(_escape, text)
 
 
+def excerpt(text: str, secrets: list[str] | None = None, limit: int = 160) -> str:
+    """A short, single-line, secret-free quote of server text (a response body)."""
+    from autorun_cli.errors import redact
+
+    text = redact(clean(" ".join(text.split())), secrets)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def readable_info(value: Any) -> str:
     """Step info for people: a JSON string inside a string is unwrapped, and
     structured values become compact JSON. JSON output keeps the value as given."""

@@ -511,6 +511,9 @@ class Fault:
     remaining: int | None  # None: every matching request, until cleared
     path: str | None = None  # only requests whose path contains this
     retry_after: str | None = None
+    every: int = 1  # answer only every Nth matching request (the others pass)
+    method: str | None = None  # only requests with this method
+    seen: int = 0
 
 
 class Faults:
@@ -526,14 +529,19 @@ class Faults:
             self._rules.append(fault)
         return fault
 
-    def rate_limit(self, times: int = 1, retry_after: int | str = 1, path: str | None = None) -> Fault:
-        """429 with ``Retry-After`` (seconds or an HTTP date) for the next ``times`` requests."""
-        return self._add(Fault("status", 429, times, path, str(retry_after)))
+    def rate_limit(self, times: int | None = 1, retry_after: int | str | None = 1, path: str | None = None,
+                   *, every: int = 1, method: str | None = None) -> Fault:
+        """429 with ``Retry-After`` (seconds or an HTTP date; None: no header) for the next
+        ``times`` matching requests (None: until cleared); with ``every=N`` only every
+        Nth matching request is refused, the others are served."""
+        return self._add(Fault("status", 429, times, path, None if retry_after is None else str(retry_after),
+                               every=every, method=method))
 
     def error(self, status: int = 503, times: int | None = None, path: str | None = None,
-              retry_after: int | str | None = None) -> Fault:
+              retry_after: int | str | None = None, *, method: str | None = None) -> Fault:
         """An error status in the vendor's error shape; ``times=None`` means persistent."""
-        return self._add(Fault("status", status, times, path, None if retry_after is None else str(retry_after)))
+        return self._add(Fault("status", status, times, path, None if retry_after is None else str(retry_after),
+                               method=method))
 
     def malformed_json(self, status: int = 200, times: int | None = None, path: str | None = None) -> Fault:
         """A truncated JSON body labelled application/json."""
@@ -549,10 +557,15 @@ class Faults:
             self._rules.clear()
             self.latency_ms = 0
 
-    def take(self, path: str) -> Fault | None:
+    def take(self, path: str, method: str = "GET") -> Fault | None:
         with self._lock:
             for rule in self._rules:
                 if rule.remaining == 0 or (rule.path and rule.path not in path):
+                    continue
+                if rule.method and rule.method != method:
+                    continue
+                rule.seen += 1
+                if rule.seen % rule.every:
                     continue
                 if rule.remaining is not None:
                     rule.remaining -= 1
@@ -1046,7 +1059,7 @@ class _Handler(BaseHTTPRequestHandler):
         if latency:
             time.sleep(latency / 1000)
         provider, handler, params, exists = owner.api.match(req.method, req.path)
-        fault = owner.faults.take(req.path)
+        fault = owner.faults.take(req.path, req.method)
         if fault is not None:
             return fault_reply(provider, fault)
         if handler is None:

@@ -584,9 +584,9 @@ def test_rate_limit_during_pagination_resumes_the_same_page(server: ApiServer, s
     taken: list[str] = []
     real_take = server.faults.take
 
-    def take(path: str) -> Fault | None:
+    def take(path: str, method: str = "GET") -> Fault | None:
         taken.append(path)
-        return Fault("status", 429, 1, None, "2") if len(taken) == 2 else real_take(path)
+        return Fault("status", 429, 1, None, "2") if len(taken) == 2 else real_take(path, method)
 
     monkeypatch.setattr(server.faults, "take", take)
     result = cli(server, "sendrealm", "list", "--all", "-o", "id", automation=SENDREALM_AUTOMATION)
@@ -794,9 +794,9 @@ def _fail_from_second_request(server: ApiServer, monkeypatch: pytest.MonkeyPatch
     taken: list[str] = []
     real_take = server.faults.take
 
-    def take(path: str) -> Fault | None:
+    def take(path: str, method: str = "GET") -> Fault | None:
         taken.append(path)
-        return Fault("status", 503, None) if len(taken) >= 2 else real_take(path)
+        return Fault("status", 503, None) if len(taken) >= 2 else real_take(path, method)
 
     monkeypatch.setattr(server.faults, "take", take)
 

@@ -10,7 +10,8 @@ import pytest
 import respx
 from apiserver import ApiServer
 
-from autorun_cli.http import HttpClient, _tls_context
+from autorun_cli.http import HttpClient
+from autorun_cli.http.transport import _tls_context
 
 
 def test_https_verifies_certificates_against_the_ca_bundle():
