@@ -1,8 +1,14 @@
-"""Fetch several runs concurrently (bounded), keeping the order asked for."""
+"""Work on several runs concurrently (bounded), keeping the order asked for.
+
+``show ID…`` fetches through :func:`fetch_runs`; ``retry``/``cancel`` on many runs
+act through :func:`map_bounded`. Both size their pool with :func:`concurrency`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
 from autorun_cli.errors import AutorunError, NotFoundError
 
@@ -13,6 +19,42 @@ if TYPE_CHECKING:
 LATEST = "@latest"
 # Runs fetched at once by `show ID…` unless AUTORUN_CONCURRENCY says otherwise.
 DEFAULT_CONCURRENCY = 32
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def concurrency() -> int:
+    """AUTORUN_CONCURRENCY (default 32); a bad value is a usage error (exit 2)."""
+    from autorun_cli.errors import UsageError
+
+    raw = os.environ.get("AUTORUN_CONCURRENCY", str(DEFAULT_CONCURRENCY))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} is not a number", hint=f"set it to a whole number, e.g. {DEFAULT_CONCURRENCY}") from None
+    if value < 1:
+        raise UsageError(f"AUTORUN_CONCURRENCY={raw!r} must be at least 1", hint=f"set it to a whole number, e.g. {DEFAULT_CONCURRENCY}")
+    return value
+
+
+def map_bounded(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``fn`` over ``items`` on at most ``workers`` threads; results in the items'
+    order, each as soon as it and those before it are done. ``fn`` should return
+    its failures rather than raise them."""
+    todo = list(items)
+    if len(todo) <= 1 or workers <= 1:
+        yield from (fn(item) for item in todo)
+        return
+    from concurrent.futures import ThreadPoolExecutor  # not for the one-run case
+
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)))
+    try:
+        yield from pool.map(fn, todo)
+    finally:
+        # Ctrl-C (or a reader that stops early): drop what has not started yet
+        # rather than working through the rest of a 500-run batch first.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def resolve_id(provider: Provider, run_id: str, automation: str | None = None) -> str:
@@ -39,13 +81,7 @@ def fetch_runs(
         except AutorunError as exc:
             return exc
 
-    if len(resolved) == 1 or concurrency <= 1:
-        results = [one(i) for i in resolved]
-    else:
-        from concurrent.futures import ThreadPoolExecutor  # not for the one-run case
-
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(resolved))) as pool:
-            results = list(pool.map(one, resolved))
+    results = list(map_bounded(one, resolved, concurrency))
     runs = [r for r in results if not isinstance(r, AutorunError)]
     errors = [r for r in results if isinstance(r, AutorunError)]
     return runs, errors

@@ -1195,9 +1195,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=0, help="generated runs per provider")
     ap.add_argument("--latency-ms", type=float, default=0)
     ap.add_argument("--no-seeds", action="store_true", help="serve generated runs only")
+    ap.add_argument("--rate-limit-every", type=int, default=0, metavar="N",
+                    help="answer every Nth request 429 (a rate-limit storm)")
+    ap.add_argument("--retry-after", default="1", help="Retry-After of those 429s (seconds or an HTTP date)")
     args = ap.parse_args(argv)
     server = ApiServer(host=args.host, port=args.port, token=args.token, latency_ms=args.latency_ms,
                        seeds=not args.no_seeds, runs=args.runs, log_limit=1000)
+    if args.rate_limit_every:
+        server.faults.rate_limit(times=None, retry_after=args.retry_after, every=args.rate_limit_every)
     server.start()
     print(server.url, flush=True)
     print(f"apiserver: {args.runs} generated runs per provider; plannr blueprint {PLANNR_BLUEPRINT}, "

@@ -285,6 +285,19 @@ def verdict(runs: list[Run]) -> AutorunError | None:
     return RunFailedError(message, hint=f"see what happened with `autorun show {bad[0].id}`")
 
 
+def follow_runs(
+    s: Session, runs: list[Run], interval: float, timeout: float | None, *, started: float | None = None
+) -> tuple[list[Run], AutorunError | None]:
+    """Follow runs to their end (or --timeout); the runs as last seen and the verdict:
+    None when all completed, else the error to exit with (1, or 6 on --timeout)."""
+    follower = Follower(s, interval, timeout, started=started)
+    try:
+        runs = follower.follow(runs)
+    except _Stopped as stop:
+        return stop.runs, stop.error
+    return runs, verdict(runs)
+
+
 def follow_and_finish(
     s: Session,
     runs: list[Run],
@@ -302,13 +315,7 @@ def follow_and_finish(
     With -o json the runs as last seen are the one document on stdout; the failure
     goes to stderr only, so `autorun watch ID -o json | jq .status` always works.
     """
-    follower = Follower(s, interval, timeout, started=started)
-    error: AutorunError | None
-    try:
-        runs = follower.follow(runs)
-        error = verdict(runs)
-    except _Stopped as stop:
-        runs, error = stop.runs, stop.error
+    runs, error = follow_runs(s, runs, interval, timeout, started=started)
     printed = False
     if print_final and s.out.mode in ("json", "ndjson", "id"):
         s.out.run_details(runs, raw=raw, single=single)

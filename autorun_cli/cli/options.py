@@ -219,9 +219,11 @@ def resolve(ctx: Any, **mine: Any) -> Opts:
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the shared options to ``fn``'s signature; pass them as ``opts: Opts``."""
+    """Add the shared options to ``fn``'s signature; pass them as ``opts: Opts``
+    (and Typer's context as ``autorun_ctx`` when ``fn`` has that parameter)."""
     sig = inspect.signature(fn, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.name != "opts"]
+    own = [p for p in sig.parameters.values() if p.name not in ("opts", "autorun_ctx")]
+    wants_ctx = "autorun_ctx" in sig.parameters
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=False if name in _FLAGS else None)
         for name, ann in COMMON.items()
@@ -232,6 +234,8 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(**kwargs: Any) -> Any:
         ctx = kwargs.pop("autorun_ctx")
         opts = resolve(ctx, **{name: kwargs.pop(name) for name in COMMON})
+        if wants_ctx:
+            kwargs["autorun_ctx"] = ctx
         return fn(opts=opts, **kwargs)
 
     params = own + added + [ctx_param]
@@ -241,3 +245,13 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     del wrapper.__wrapped__  # Typer must read __signature__, not the original
     return wrapper
+
+
+def given_on_command_line(ctx: Any, name: str) -> bool:
+    """Whether option ``name`` was typed on the command line (after the command or
+    before it), not taken from its environment variable or default."""
+    while ctx is not None:
+        if _from_command_line(ctx, name):
+            return True
+        ctx = ctx.parent
+    return False
