@@ -100,3 +100,79 @@ def test_flag_after_the_command_beats_the_one_before_and_env_fills_in(seen, flag
     assert getattr(seen[-1], field) == second
     invoke("list", env={var: "from-env"})
     assert getattr(seen[-1], field) == "from-env"
+
+
+# -- 2. out-of-range values are bad usage (exit 2) naming the accepted range ---------------
+
+
+def usage(*args: str, env: dict[str, str] | None = None):
+    result = invoke(*args, env=env)
+    assert result.exit_code == 2, (args, result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    return lines[0], lines[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["list", "--since", "99999999d"], "--since '99999999d' is out of range (accepted: a duration ago up to 36500d, or an ISO 8601 time)"),
+        (["list", "--until", "99999999999999999999w"], "--until '99999999999999999999w' is out of range (accepted: a duration ago up to 36500d"),
+        (["list", "--since", "0001-01-01T00:00:00+14:00"], "--since '0001-01-01T00:00:00+14:00' is out of range: it falls outside the calendar in UTC"),
+        (["list", "--since", "yesterdayish"], "--since 'yesterdayish' is not a time (accepted: a duration ago"),
+        (["list", "-n", "99999999999999999999"], "Invalid value for '--limit' / '-n': must be a whole number from 1 to 1000000"),
+        (["list", "-n", "0"], "Invalid value for '--limit' / '-n': must be a whole number from 1 to 1000000"),
+        (["list", "-n", "many"], "Invalid value for '--limit' / '-n': must be a whole number from 1 to 1000000"),
+        (["watch", "run_1", "--interval", "99999999999w"], "--interval '99999999999w' is out of range (accepted: from 10ms to 1d)"),
+        (["watch", "run_1", "--interval", "1ms"], "--interval '1ms' is out of range (accepted: from 10ms to 1d)"),
+        (["watch", "run_1", "--timeout", "400d"], "--timeout '400d' is out of range (accepted: more than 0, up to 365d)"),
+        (["retry", "run_1", "--wait", "--timeout", "0"], "--timeout '0' is out of range (accepted: more than 0, up to 365d)"),
+        (["engine", "work", "--poll", "2h"], "--poll '2h' is out of range (accepted: from 10ms to 1h)"),
+        (["engine", "work", "--poll", "soon"], "--poll 'soon' is not a duration (accepted: from 10ms to 1h)"),
+        (["automations", "show", "x", "--version", "99999999999999999999"], "Invalid value for '--version': must be a whole number from 1 to 2147483647"),
+        (["events", "send", "x", "--occurred-at", "9999-12-31T23:59:59-14:00"], "--occurred-at '9999-12-31T23:59:59-14:00' is out of range"),
+        (["trigger", "x", "--occurred-at", "0001-01-01T00:00:00+14:00"], "--occurred-at '0001-01-01T00:00:00+14:00' is out of range"),
+    ],
+)
+def test_out_of_range_values_exit_2_with_the_accepted_range(args, says):
+    error, hint = usage(*args)
+    assert error.startswith("error: " + says), error
+    assert hint.startswith("hint: ")
+
+
+def test_usage_errors_from_typer_are_one_error_and_one_hint_and_json_with_o_json():
+    error, hint = usage("list", "--no-such-flag")
+    assert error == "error: No such option: --no-such-flag" and hint == "hint: see `autorun list --help`"
+    error, hint = usage("show")
+    assert error == "error: Missing argument 'ID'." and hint == "hint: see `autorun show --help`"
+    result = invoke("list", "-n", "0", "-o", "json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"] == {
+        "code": "usage",
+        "message": "Invalid value for '--limit' / '-n': must be a whole number from 1 to 1000000",
+        "hint": "see `autorun list --help`",
+    }
+    # Pydantic's wording never reaches the user.
+    for args in (["list", "-o", "bogus"], ["list", "-n", "1.5"], ["automations", "show", "x", "--version", "v1"]):
+        error, _ = usage(*args)
+        assert "Input should" not in error and "Value error" not in error, error
+    # The environment variable is named only when it is set (it may be the culprit).
+    assert "env var" not in usage("list", "-o", "bogus")[0]
+    assert "(env var: 'AUTORUN_OUTPUT')" in usage("list", env={"AUTORUN_OUTPUT": "yaml"})[0]
+
+
+def test_in_range_values_still_work():
+    assert invoke("list", "--since", "36500d", "-n", "1000000", "-o", "json").stdout == "[]\n"
+    assert invoke("list", "--since", "2026-06-01", "--until", "2026-06-08T14:00:00+02:00", "-o", "json").exit_code == 0
+
+
+# -- 8. engine work: --poll takes durations, -o id prints no "None" -------------------------
+
+
+def test_engine_work_poll_accepts_500ms_and_id_output_prints_nothing():
+    result = invoke("engine", "work", "--poll", "500ms", "-o", "id")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    doc = json.loads(invoke("engine", "work", "--poll", "0.5", "-o", "json").stdout)
+    assert doc["timers_fired"] == 0

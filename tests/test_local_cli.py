@@ -454,9 +454,11 @@ def test_engine_work_fires_due_timeouts(isolated):
     idle = as_json("engine", "work")
     assert idle["timers_fired"] == 0 and idle["next_due"] is not None
     time.sleep(1.2)  # the wait's 1 s timeout is due on the engine's real clock
+    fired = ok("engine", "work")
+    assert fired.stderr.startswith("fired 1 timer, recovered 0 runs, sent 0 HTTP requests; no timers pending"), fired.stderr
+    assert fired.stdout == ""
     doc = as_json("engine", "work")
-    assert doc["timers_fired"] == 1
-    assert doc["next_due"] is None
+    assert doc["timers_fired"] == 0 and doc["next_due"] is None
     run = run_json(run_id)
     assert run["status"] == "timed_out"
     assert run["waits"][0]["status"] == "timed_out"
@@ -736,7 +738,7 @@ def test_replay_ndjson_on_stdin(demo_home):
     assert isinstance(reports, list) and len(reports) == 4
     assert all(r["match"] for r in reports), [r["first_divergence"] for r in reports]
     table = ok("replay", "-", input=ndjson, env=WIDE)
-    assert "4 run(s) replayed, all match" in table.stderr
+    assert "4 runs replayed, all match" in table.stderr
 
 
 def test_replay_by_id_latest_unknown_and_malformed(demo_home):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
 from typing import Any
 
@@ -54,14 +55,100 @@ def handle_exception(exc: BaseException) -> int:
     return 1
 
 
+# Pydantic's wording (Typer validates typed options with pydantic) → plain words.
+_PLAIN = (
+    (re.compile(r"Input should be a valid integer.*"), "must be a whole number"),
+    (re.compile(r"Input should be a valid number.*"), "must be a number"),
+    (re.compile(r"Input should be greater than or equal to "), "must be at least "),
+    (re.compile(r"Input should be greater than "), "must be more than "),
+    (re.compile(r"Input should be less than or equal to "), "must be at most "),
+    (re.compile(r"Input should be less than "), "must be less than "),
+    (re.compile(r"Input should be "), "must be "),
+    (re.compile(r"Value error, "), ""),
+)
+
+
+def plain_words(message: str) -> str:
+    for pattern, words in _PLAIN:
+        message = pattern.sub(words, message)
+    return message
+
+
+def _mode_in(args: list[str]) -> str:
+    """The output mode ``args`` ask for, read without parsing (they failed to parse)."""
+    mode = os.environ.get("AUTORUN_OUTPUT", "table")
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--json":
+            mode = "json"
+        elif arg in ("-o", "--output") and i + 1 < len(args):
+            mode = args[i + 1]
+        elif arg.startswith("--output="):
+            mode = arg.partition("=")[2]
+        elif arg.startswith("-o") and len(arg) > 2:
+            mode = arg[2:]
+        elif arg == "--jq" or arg.startswith("--jq="):
+            return "table"  # with --jq stdout holds only the program's results
+    return mode.lower() if mode.lower() in ("json", "ndjson") else "table"
+
+
+def usage_error(exc: Any, args: list[str]) -> int:
+    """Typer's own usage errors (unknown flag, bad value, missing argument) as the
+    contract's ``error:``/``hint:`` lines, in plain words, with the accepted range."""
+    from autorun_cli.cli.output import report_error
+    from autorun_cli.errors import UsageError
+
+    message = plain_words(exc.format_message())
+    param = getattr(exc, "param", None)
+    lo, hi = getattr(param, "min", None), getattr(param, "max", None)
+    if lo is not None or hi is not None:
+        kind = "a whole number" if isinstance(lo if lo is not None else hi, int) else "a number"
+        accepted = f"{kind} from {lo} to {hi}" if lo is not None and hi is not None else f"at least {lo}" if lo is not None else f"at most {hi}"
+        head, sep, _ = message.partition(": must be ")
+        message = f"{head}: must be {accepted}" if sep else f"{message} (accepted: {accepted})"
+    ctx = getattr(exc, "ctx", None)
+    command = invoked_command(args)
+    where = ctx.command_path if ctx is not None else f"autorun {command}" if command else "autorun"
+    if param is not None and getattr(param, "envvar", None) and not os.environ.get(str(param.envvar)):
+        # Click names the variable in every such message; say so only when it is set.
+        message = message.replace(f" (env var: {str(param.envvar)!r})", "")
+    report_error(UsageError(message, hint=f"see `{where} --help`"), _mode_in(args))
+    return int(getattr(exc, "exit_code", 2))
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    # Typer's usage errors (vendored Click's ClickException family) subclass
+    # TyperException and format their own message; "no arguments: show the help"
+    # is one too and keeps printing the help.
+    return isinstance(exc, typer.TyperException) and hasattr(exc, "format_message") and type(exc).__name__ != "NoArgsIsHelpError"
+
+
 class AutorunGroup(TyperGroup):
     """Turns every failure into the contract's error lines and exit codes."""
+
+    _args: list[str] = []
+
+    def main(self, args: Any = None, *a: Any, **kw: Any) -> Any:
+        self._args = list(args) if args is not None else sys.argv[1:]
+        return super().main(args, *a, **kw)
+
+    def make_context(self, info_name: Any, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except typer.TyperException as exc:
+            if _is_usage_error(exc):
+                raise typer.Exit(usage_error(exc, self._args)) from None
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            # Typer's own usage errors (unknown flag...) already exit 2 with a message.
+        except typer.TyperException as exc:
+            if _is_usage_error(exc):
+                raise typer.Exit(usage_error(exc, self._args)) from None
+            raise
+        except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
             if os.environ.get("AUTORUN_DEBUG") == "1" and not isinstance(exc, AutorunError):

@@ -51,16 +51,12 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Add the vendor's own docume
 
 
 def seconds(text: str, flag: str) -> float:
-    from autorun_cli.errors import UsageError
-    from autorun_cli.timeutil import parse_duration
+    """--interval (10ms to 1d) or --timeout (up to 365d) in seconds; exit 2 outside."""
+    from autorun_cli.cli import values
 
-    try:
-        value = parse_duration(text)
-    except ValueError:
-        raise UsageError(f"{flag} {text!r} is not a duration", hint=f"e.g. {flag} 2, {flag} 500ms, {flag} 5m") from None
-    if value <= 0:
-        raise UsageError(f"{flag} must be more than zero, not {text!r}", hint=f"e.g. {flag} 2")
-    return value
+    if flag == "--interval":
+        return values.duration(text, flag, low=0.01, high=values.DAY, example="2")
+    return values.duration(text, flag, low=0, high=values.YEAR, example="10m")
 
 
 # -- following ----------------------------------------------------------------

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from autorun_cli.model import Run
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 timer``, ``0 timers``, ``2 timers``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _dumps(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
 
@@ -210,8 +215,13 @@ class Output:
             for item in obj if isinstance(obj, list) else [obj]:
                 sys.stdout.write(_dumps(item, indent=None) + "\n")
         elif self.mode == "id":
-            for ident in (ids(obj) if ids else ([str(x.get("id")) for x in obj] if isinstance(obj, list) else [str(obj.get("id"))])):
-                sys.stdout.write(ident + "\n")
+            from autorun_cli.textsafe import clean
+
+            # Only IDs that exist: a document without one prints nothing, never "None".
+            found = ids(obj) if ids else [x.get("id") for x in (obj if isinstance(obj, list) else [obj]) if isinstance(x, dict)]
+            for ident in found:
+                if ident is not None:
+                    sys.stdout.write(clean(ident) + "\n")
         else:
             assert table is not None
             self.out.print(table(obj))

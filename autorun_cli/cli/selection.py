@@ -27,11 +27,13 @@ UntilOpt = Annotated[
     str | None,
     typer.Option("--until", help="Only runs created until: a duration ago or an ISO time.", rich_help_panel=FILTERS, show_default=False),
 ]
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.", min=1)]
+# At most a million: beyond that, --all (a bigger number would end in islice's error).
+LIMIT_MAX = 1_000_000
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", metavar="N", help="At most this many runs (1 to 1000000; more: --all).", min=1, max=LIMIT_MAX)]
 # For retry/cancel: None when not given, so a selection is told apart from no flags.
 LimitOrNoneOpt = Annotated[
     int | None,
-    typer.Option("--limit", "-n", help="At most this many runs (default 20).", min=1, rich_help_panel=FILTERS, show_default=False),
+    typer.Option("--limit", "-n", metavar="N", help="At most this many runs (default 20; 1 to 1000000).", min=1, max=LIMIT_MAX, rich_help_panel=FILTERS, show_default=False),
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every run, reading every page (overrides --limit).")]
 
@@ -56,17 +58,13 @@ def build_query(
 
     ``default_statuses`` apply when ``--status`` is not given (retry: the runs that
     can be retried)."""
-    from autorun_cli.errors import UsageError
+    from autorun_cli.cli.values import when
     from autorun_cli.listing import parse_sort
     from autorun_cli.providers.base import ListQuery
     from autorun_cli.status import parse_status_list
-    from autorun_cli.timeutil import parse_when
 
-    try:
-        since_dt = parse_when(since) if since else None
-        until_dt = parse_when(until) if until else None
-    except ValueError as exc:
-        raise UsageError(str(exc), hint="e.g. --since 2h, --since 2026-06-01, --until 2026-06-08T14:00:00Z") from None
+    since_dt = when(since, "--since") if since else None
+    until_dt = when(until, "--until") if until else None
     statuses = parse_status_list(status)
     return ListQuery(
         statuses=statuses or list(default_statuses or []),

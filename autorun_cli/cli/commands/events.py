@@ -64,14 +64,9 @@ def parse_payload(text: str | None) -> dict[str, Any]:
 
 
 def _check_time(text: str | None) -> str | None:
-    from autorun_cli.errors import UsageError
-    from autorun_cli.timeutil import parse_ts
+    from autorun_cli.cli.values import iso_time
 
-    if text is None:
-        return None
-    if parse_ts(text) is None:
-        raise UsageError(f"--occurred-at {text!r} is not an ISO 8601 time", hint="e.g. --occurred-at 2026-06-08T14:16:31Z")
-    return text
+    return iso_time(text, "--occurred-at")
 
 
 def _first(doc: dict[str, Any], *keys: str) -> Any:

@@ -46,7 +46,7 @@ def demo_cmd(opts: Opts) -> None:
     from autorun_cli.providers.local import map_run
 
     set_current(opts)
-    from autorun_cli.cli.output import Output
+    from autorun_cli.cli.output import Output, plural
 
     out = Output(opts)
     engine = open_engine()
@@ -68,7 +68,7 @@ def demo_cmd(opts: Opts) -> None:
     fresh = summary["started"]
     out.info(
         f"local engine at {summary['store']}: "
-        + (f"loaded {len(summary['definitions'])} automations, started {fresh} runs" if fresh else "demo runs already exist; nothing new started")
+        + (f"loaded {plural(len(summary['definitions']), 'automation')}, started {plural(fresh, 'run')}" if fresh else "demo runs already exist; nothing new started")
     )
     out.out.print(runs_table(runs, out.time_format, width=out.out.width))
     featured = next((r for r in runs if r.status == "completed" and r.waits), runs[0] if runs else None)
@@ -105,7 +105,7 @@ def trigger_cmd(
 ) -> None:
     """Start a local run for every automation triggered by EVENT."""
     from autorun_cli.cli.commands.events import _check_time, parse_payload
-    from autorun_cli.cli.output import Output
+    from autorun_cli.cli.output import Output, plural
 
     out = Output(opts)
     body = parse_payload(payload)
@@ -126,7 +126,7 @@ def trigger_cmd(
                 out.info(f"duplicate event {dispatch.event_id}: started nothing new")
             else:
                 statuses = {r["id"]: r["status"] for r in engine.list_runs(ids=list(dispatch))}
-                out.info(f"event {dispatch.event_id} started {len(dispatch)} run(s)")
+                out.info(f"event {dispatch.event_id} started {plural(len(dispatch), 'run')}")
                 for run_id in dispatch:
                     out.out.print(f"{run_id}  {statuses.get(run_id, '')}", markup=False, highlight=False)
         else:
@@ -180,7 +180,7 @@ def automations_list(
 def automations_show(
     ctx: typer.Context,
     automation_id: Annotated[str, typer.Argument(help="Automation ID.")],
-    version: Annotated[int | None, typer.Option("--version", help="A stored version (default: the latest).", show_default=False)] = None,
+    version: Annotated[int | None, typer.Option("--version", metavar="N", help="A stored version (default: the latest).", min=1, max=2**31 - 1, show_default=False)] = None,
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
@@ -271,7 +271,7 @@ def automations_load(
 def engine_work(
     ctx: typer.Context,
     forever: Annotated[bool, typer.Option("--forever", help="Keep running as a worker until Ctrl-C.")] = False,
-    poll: Annotated[float, typer.Option("--poll", help="With --forever: seconds between checks when idle.", min=0.01)] = 1.0,
+    poll: Annotated[str, typer.Option("--poll", metavar="DURATION", help="With --forever: time between checks when idle: seconds, or 500ms, 5s (10ms to 1h).")] = "1",
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
@@ -279,25 +279,30 @@ def engine_work(
     """Fire due timers, retries and timeouts, and take over runs whose worker died;
     until idle, or with --forever as a long-lived worker."""
     from autorun_cli import config
+    from autorun_cli.cli.output import plural
+    from autorun_cli.cli.values import DAY, duration
     from autorun_cli.engine import Engine
 
     out = _out(ctx, output, json_, jq)
+    poll_s = duration(poll, "--poll", low=0.01, high=DAY / 24, example="500ms")
     engine = Engine.open(config.home_path())
     try:
         if forever:
             out.info(f"working on {config.home_path()} (Ctrl-C to stop)")
-        stats = engine.work(forever=forever, poll=poll)
+        stats = engine.work(forever=forever, poll=poll_s)
         next_due = engine.next_due()
     finally:
         engine.close()
-    result = {**stats.as_dict(), "next_due": next_due.isoformat() if next_due else None}
+    counts = stats.as_dict()
+    result: dict[str, Any] = {**counts, "next_due": next_due.isoformat() if next_due else None}
     if out.mode == "table":
         out.info(
-            f"fired {result['timers_fired']} timers, recovered {result['recovered']} runs, sent {result['http_requests']} HTTP requests"
+            f"fired {plural(counts['timers_fired'], 'timer')}, recovered {plural(counts['recovered'], 'run')}, "
+            f"sent {plural(counts['http_requests'], 'HTTP request')}"
             + (f"; next timer due {result['next_due']}" if next_due else "; no timers pending")
         )
     else:
-        out.data(result)
+        out.data(result, ids=lambda r: [])  # no run IDs to print: -o id prints nothing
 
 
 def register(app: typer.Typer, name: str) -> None:

@@ -190,7 +190,9 @@ def replay_cmd(
                 raise typer.Exit(err.exit_code)
             raise err
         if out.mode == "table":
-            out.info(f"{len(reports)} run(s) replayed, all match")
+            from autorun_cli.cli.output import plural
+
+            out.info(f"{plural(len(reports), 'run')} replayed, " + ("all match" if len(reports) > 1 else "it matches"))
 
 
 def register(app: typer.Typer, name: str = "replay") -> None:
