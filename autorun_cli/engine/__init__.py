@@ -1,4 +1,12 @@
-"""The local engine: automations defined in TOML, run durably in-process on SQLite.
+"""The local engine: automations defined in TOML, run durably in-process on SQLite
+(or PostgreSQL, shared by many workers).
+
+Layout: :mod:`.core` (``Engine``: triggers, events, retry, cancel) combines the parts
+:mod:`.execution` (steps), :mod:`.scheduling` (timers, the worker loop),
+:mod:`.delivery` (HTTP requests under a lease), :mod:`.recovery` (take-over of runs
+whose worker stopped) and :mod:`.reads` (run documents), over :mod:`.base` (settings,
+transactions, definitions). Stores implement the protocol in :mod:`.store`:
+:mod:`.sqlite`, :mod:`.memstore`.
 
 It imports nothing from the CLI, rich or typer (httpx only when an ``http_request``
 step really sends), so providers, ``replay`` and benchmarks can use it directly.
@@ -132,7 +140,8 @@ from typing import TYPE_CHECKING, Any
 
 from autorun_cli.engine.clock import Clock, RealClock, VirtualClock
 from autorun_cli.engine.core import Dispatch, Engine, LoadResult, WorkStats, default_home
-from autorun_cli.engine.store import SQLiteStore, Store
+from autorun_cli.engine.sqlite import SQLiteStore
+from autorun_cli.engine.store import Store
 
 if TYPE_CHECKING:
     from autorun_cli.engine.definition import Definition, load_definition, load_definitions, parse_toml, validate

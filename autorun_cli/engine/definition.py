@@ -36,7 +36,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -73,9 +73,9 @@ class _M(BaseModel):
 
 
 class Retry(_M):
-    attempts: int = Field(1, ge=1, le=100)
+    attempts: int = Field(default=1, ge=1, le=100)
     backoff: Duration = 1.0
-    factor: float = Field(2.0, ge=1.0, le=10.0)
+    factor: float = Field(default=2.0, ge=1.0, le=10.0)
     max_backoff: Duration = 3600.0
 
     def delay(self, attempt: int) -> float:
@@ -214,6 +214,10 @@ class Definition(_M):
     steps: list[Step] = Field(min_length=1)
 
     _source_path: str | None = PrivateAttr(default=None)
+    if TYPE_CHECKING:  # set in model_post_init
+        _by_key: dict[str, Any]
+        _index: dict[str, int]
+        _follow: dict[str, str | None]
 
     def model_post_init(self, __context: Any) -> None:
         # Plain instance attributes, not pydantic private ones: the engine looks steps

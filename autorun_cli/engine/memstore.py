@@ -13,7 +13,9 @@ import heapq
 import itertools
 import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from autorun_cli.engine.store import MESSAGE_COLUMNS, RUN_COLUMNS, STEP_COLUMNS, WAIT_COLUMNS, Store
 
@@ -21,12 +23,14 @@ _SORTABLE = {"created_at", "updated_at", "status", "name", "started_at", "finish
 
 
 class MemoryStore(Store):
+    retryable: tuple[type[BaseException], ...] = ()
+
     def __init__(self) -> None:
         self.path = ":memory:"
         self.settings = {"path": ":memory:", "journal_mode": "none (Python memory store)",
                          "synchronous": "OFF", "transactions": "one lock from begin to commit"}
         self._lock = threading.RLock()
-        self._undo: list[Callable[[], None]] | None = None
+        self._undo: list[Callable[[], object]] | None = None
         self._defs: dict[tuple[str, int], dict] = {}
         self._events: dict[str, dict] = {}
         self._runs: dict[str, dict] = {}
@@ -45,6 +49,20 @@ class MemoryStore(Store):
         self._logs: dict[str, list[dict]] = {}
         self._log_ids = itertools.count(1)
         self._leases: dict[str, dict] = {}
+        self._workers: dict[str, dict] = {}
+
+    def describe(self) -> str:
+        return "memory"
+
+    def schema_version(self) -> int:
+        return 0
+
+    def migrate(self) -> list[int]:
+        return []
+
+    def wait_for_work(self, timeout: float) -> None:
+        if timeout > 0:
+            time.sleep(timeout)
 
     # -- transactions ---------------------------------------------------------
     def begin(self) -> None:
@@ -66,7 +84,7 @@ class MemoryStore(Store):
     def close(self) -> None:
         pass
 
-    def _on_undo(self, fn: Callable[[], None]) -> None:
+    def _on_undo(self, fn: Callable[[], object]) -> None:
         if self._undo is not None:
             self._undo.append(fn)
 
@@ -132,6 +150,11 @@ class MemoryStore(Store):
     def get_run(self, run_id: str) -> dict | None:
         row = self._runs.get(run_id)
         return dict(row) if row else None
+
+    lock_run = get_run  # begin() holds the only lock
+
+    def lock_runs(self, run_ids: Sequence[str]) -> None:
+        pass
 
     def query_runs(self, *, statuses=None, automation=None, since=None, until=None, ids=None,
                    event_id=None, sort="-created_at", limit=None, offset=0) -> list[dict]:
@@ -283,7 +306,7 @@ class MemoryStore(Store):
             heapq.heappop(heap)
 
     def pop_due(self, now: float, limit: int) -> list[tuple]:
-        out = []
+        out: list[tuple] = []
         heap = self._heap
         while len(out) < limit:
             self._clean_heap()
@@ -294,7 +317,7 @@ class MemoryStore(Store):
             if t is not None:
                 out.append(t)
         for t in out:
-            self._on_undo(lambda t=t: self._restore_timer(t))
+            self._on_undo(partial(self._restore_timer, t))
         return out
 
     def delete_timers(self, run_id, kind=None, ref=None) -> None:
@@ -302,14 +325,16 @@ class MemoryStore(Store):
             t = self._timers[tid]
             if (kind is None or t[2] == kind) and (ref is None or t[3] == ref):
                 self._drop_timer(tid)
-                self._on_undo(lambda t=t: self._restore_timer(t))
+                self._on_undo(partial(self._restore_timer, t))
 
     def next_due(self) -> float | None:
         self._clean_heap()
         return self._heap[0][0] if self._heap else None
 
-    def count_timers(self) -> int:
-        return len(self._timers)
+    def count_timers(self, due_by: float | None = None) -> int:
+        if due_by is None:
+            return len(self._timers)
+        return sum(1 for t in self._timers.values() if t[4] <= due_by)
 
     # -- outbox ---------------------------------------------------------------
     def add_message(self, values: tuple) -> bool:
@@ -384,5 +409,19 @@ class MemoryStore(Store):
         if old is not None:
             self._on_undo(lambda: self._leases.__setitem__(run_id, old))
 
-    def leases(self) -> list[dict]:
-        return sorted((dict(lease) for lease in self._leases.values()), key=lambda lease: lease["expires_at"])
+    def leases(self, expired_by: float | None = None, host: str | None = None) -> list[dict]:
+        rows = [dict(lease) for lease in self._leases.values()
+                if expired_by is None or lease["expires_at"] <= expired_by
+                or (host is not None and lease["owner"].startswith(host + ":"))]
+        return sorted(rows, key=lambda lease: lease["expires_at"])
+
+    # -- workers ----------------------------------------------------------------
+    def heartbeat(self, worker_id, host, pid, now) -> None:
+        row = self._workers.setdefault(worker_id, {"id": worker_id, "host": host, "pid": pid, "started_at": now})
+        row["last_seen"] = now
+
+    def workers(self, seen_since: float) -> list[dict]:
+        return [dict(w) for w in self._workers.values() if w["last_seen"] >= seen_since]
+
+    def remove_worker(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)

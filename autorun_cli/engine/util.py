@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 _MISSING = object()
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
@@ -19,6 +19,12 @@ def new_id(prefix: str, t: float) -> str:
 _ISO_CACHE: dict[float, str] = {}
 
 
+@overload
+def iso(t: float) -> str: ...
+@overload
+def iso(t: None) -> None: ...
+@overload
+def iso(t: float | None) -> str | None: ...
 def iso(t: float | None) -> str | None:
     """Epoch seconds → ISO 8601 UTC with an explicit offset, millisecond precision."""
     if t is None:

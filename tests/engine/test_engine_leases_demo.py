@@ -90,7 +90,7 @@ def test_a_result_is_recorded_only_by_the_lease_owner(tmp_path: Path, hook_serve
     hung.store.begin()
     hung.store.set_lease(run_id, "intruder:2:ffff", job.step_row, T0 + 300)  # same epoch, other owner
     hung.store.commit()
-    hung._record(job, (True, "POST → HTTP 200", None))
+    hung._record([(job, (True, "POST → HTTP 200", None))])
     run = hung.get_run(run_id)
     assert run["status"] == "running" and [s["status"] for s in run["steps"]] == ["running"]
     assert run["lease"]["owner"] == "intruder:2:ffff"
@@ -98,13 +98,13 @@ def test_a_result_is_recorded_only_by_the_lease_owner(tmp_path: Path, hook_serve
     hung.store.begin()
     hung.store.set_lease(run_id, hung.owner, job.step_row + 1000, T0 + 300)
     hung.store.commit()
-    hung._record(job, (True, "POST → HTTP 200", None))
+    hung._record([(job, (True, "POST → HTTP 200", None))])
     assert hung.get_run(run_id)["status"] == "running"
     # with the lease really held, the same result is recorded
     hung.store.begin()
     hung.store.set_lease(run_id, hung.owner, job.step_row, T0 + 300)
     hung.store.commit()
-    hung._record(job, (True, "POST → HTTP 200", None))
+    hung._record([(job, (True, "POST → HTTP 200", None))])
     assert hung.get_run(run_id)["status"] == "completed"
 
 

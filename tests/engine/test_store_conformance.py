@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from autorun_cli.engine.memstore import MemoryStore
-from autorun_cli.engine.store import RUN_COLUMNS, SQLiteStore, Store
+from autorun_cli.engine.sqlite import SQLiteStore
+from autorun_cli.engine.store import RUN_COLUMNS, Store
 
 T = 1_800_000_000.0
 
@@ -124,7 +125,7 @@ def test_sqlite_store_of_schema_1_is_migrated_on_open(tmp_path: Path) -> None:
     """A store written by the first release (no lease epochs) upgrades in place."""
     import sqlite3
 
-    from autorun_cli.engine import store as store_mod
+    from autorun_cli.engine import sqlite as store_mod
 
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)

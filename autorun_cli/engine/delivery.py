@@ -1,0 +1,145 @@
+"""HTTP delivery: requests leave the machine outside any transaction, up to
+``concurrency`` at once on a thread pool, each only while its lease is held."""
+
+from __future__ import annotations
+
+import time as _time
+from typing import Any
+
+from autorun_cli.engine.base import EngineBase
+from autorun_cli.engine.records import HttpJob
+
+
+class Delivery(EngineBase):
+    def _drain(self) -> None:
+        """Send the HTTP requests the last transactions reached, up to
+        ``concurrency`` at once, and record each result.
+
+        A request is sent only while its lease is provably held: right before the
+        send, one conditional statement renews the lease if this engine still holds
+        it at the attempt's epoch; while requests are queued or in flight, every
+        lease this engine holds is renewed each ``lease_seconds / 3``. So a lease
+        never expires under a live worker, and one that was taken over is never sent."""
+        if self._depth or not self._jobs:
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        self._client()  # built here, not raced by the pool's threads
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="autorun-http")
+        beat = max(self.lease_seconds / 3, 0.01)
+        inflight: dict[Any, HttpJob] = {}
+        last_beat = _time.monotonic()
+        while self._jobs or inflight:
+            if self._stopping and self._jobs:
+                self._hand_back(self._jobs)
+                self._jobs = []
+            free = self.concurrency - len(inflight)
+            if self._jobs and free > 0:
+                batch, self._jobs = self._jobs[:free], self._jobs[free:]
+                for job in self._renew(batch):  # one conditional statement each, right before the send
+                    self._stats.http_requests += 1
+                    inflight[self._pool.submit(self._send, job)] = job
+            if not inflight:
+                continue
+            done, _ = wait(list(inflight), timeout=beat, return_when=FIRST_COMPLETED)
+            if done:
+                self._record([(inflight.pop(fut), fut.result()) for fut in done])
+            if _time.monotonic() - last_beat >= beat:
+                last_beat = _time.monotonic()
+                # Heartbeat: keep the leases of queued and in-flight requests.
+                lost = set(self._renew(list(inflight.values()) + self._jobs, keep=False))
+                self._jobs = [j for j in self._jobs if j.step_row not in lost]
+
+    def _renew(self, jobs: list[HttpJob], keep: bool = True) -> list[Any]:
+        """Renew the leases of ``jobs`` (one conditional UPDATE each, one commit).
+        ``keep``: return the jobs still held; else the epochs of those lost."""
+        if not jobs:
+            return []
+        expires = self.clock.time() + self.lease_seconds
+        held, lost = [], []
+        self.store.begin()
+        try:
+            for job in jobs:
+                if self.store.renew_lease(job.run_id, self.owner, job.step_row, expires):
+                    held.append(job)
+                else:
+                    lost.append(job.step_row)
+            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            raise
+        return held if keep else lost
+
+    def _hand_back(self, jobs: list[HttpJob]) -> None:
+        """Stopping: requests not sent yet are given up; their leases expire now, so
+        another worker takes the runs over at once (same idempotency keys)."""
+        now = self.clock.time()
+        self.store.begin()
+        try:
+            for job in jobs:
+                self.store.renew_lease(job.run_id, self.owner, job.step_row, now)
+            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            raise
+
+    def _record(self, results: list[tuple[HttpJob, tuple[bool, str | None, str | None]]]) -> None:
+        """Commit request outcomes (one transaction for those that finished together),
+        each fenced: recorded only while this engine still holds the run's lease at
+        the attempt's epoch (the release is the check)."""
+        for _attempt in range(5):
+            try:
+                with self._tx("http_result"):
+                    for job, result in sorted(results, key=lambda r: r[0].run_id):  # lock order
+                        self._record_one(job, result)
+                return
+            except self.store.retryable:
+                continue
+        raise RuntimeError("could not record HTTP results after 5 tries")  # pragma: no cover
+
+    def _record_one(self, job: HttpJob, result: tuple[bool, str | None, str | None]) -> None:
+        ok, info, error = result
+        run = self._load(job.run_id)  # the run first: the engine's lock order
+        if not self.store.release_lease(job.run_id, self.owner, job.step_row):
+            return  # cancelled, or the lease was taken over: drop the result
+        if run is None or run.status != "running" or run.cursor != job.step_key or run.attempt != job.attempt:
+            return
+        defn = self._def(run.definition_id, run.definition_version)
+        step = defn.step(job.step_key)
+        now = self.clock.time()
+        if ok:
+            self.store.finish_step(job.step_row, "completed", now, info=info)
+            self._move(run, defn, step, None)
+            self._advance(run)
+        else:
+            self.store.finish_step(job.step_row, "failed", now, error=error)
+            self._failed(run, defn, step, now, error or "failed", job.step_row)
+            self._save(run)
+
+    def _client(self) -> Any:
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.Client(follow_redirects=False, limits=httpx.Limits(max_connections=self.concurrency))
+        return self._http
+
+    def _send(self, job: HttpJob) -> tuple[bool, str | None, str | None]:
+        """One request (on a pool thread: it touches no store)."""
+        import httpx
+
+        client = self._client()
+        headers = dict(job.headers)
+        headers["Idempotency-Key"] = f"{job.run_id}:{job.step_key}"
+        try:
+            kwargs: dict[str, Any] = {"headers": headers, "timeout": job.timeout}
+            if job.body is not None and job.method != "GET":
+                kwargs["json"] = job.body
+            resp = client.request(job.method, job.url, **kwargs)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
+            # Any failure to send is a failed attempt (retried per the step's policy).
+            return False, None, f"{job.method} {job.url}: {type(exc).__name__}: {exc}"
+        if 200 <= resp.status_code < 300:
+            return True, f"{job.method} {job.url} → HTTP {resp.status_code}", None
+        text = resp.text[:200].strip()
+        return False, None, f"{job.method} {job.url} → HTTP {resp.status_code}" + (f": {text}" if text else "")

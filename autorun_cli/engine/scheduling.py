@@ -1,0 +1,185 @@
+"""Scheduling: timers (delays, retry backoffs, wait timeouts) fire at their due time,
+once, claimed in batches; ``work`` is the worker loop and ``advance_to`` the
+virtual clock's."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+
+from autorun_cli.engine.base import HOST, EngineBase
+from autorun_cli.engine.clock import _to_epoch
+from autorun_cli.engine.records import WorkStats, short
+from autorun_cli.errors import UsageError
+
+
+class Scheduling(EngineBase):
+    def work(self, *, forever: bool = False, settle: float = 0.0, poll: float = 1.0,
+             stop: Callable[[], bool] | None = None) -> WorkStats:
+        """Fire due timers (delays, retries, wait timeouts) and take over runs whose
+        worker died, until nothing is due. ``settle``: also sleep for timers due
+        within that many seconds. ``forever``: keep going as a worker (sleeping until
+        the next timer, at most ``poll`` seconds, woken at once where the store can
+        signal new work) until ``stop()`` is true or :meth:`request_stop` was called;
+        requests in flight are then finished and recorded, queued ones handed back."""
+        if forever and self.clock.virtual:
+            raise UsageError("work(forever=True) needs a real clock", hint="use advance() on a virtual clock")
+        stats = WorkStats()
+        self._stats = stats
+        if forever:
+            self._beat(force=True)
+        try:
+            while True:
+                stats.loops += 1
+                try:
+                    stats.recovered += self._recover()
+                    stats.timers_fired += self._process_due()
+                except self.store.retryable:
+                    continue  # rolled back (a deadlock victim): what it claimed is claimable again
+                if self._stopping or (stop is not None and stop()):
+                    break
+                nd = self.store.next_due()
+                now = self.clock.time()
+                if forever:
+                    self._beat()
+                    wait = poll if nd is None else min(max(nd - now, 0.0), poll)
+                    self.store.wait_for_work(wait)
+                    continue
+                pending_lease = self._soonest_lease_expiry() if settle > 0 else None
+                soonest = min((t for t in (nd, pending_lease) if t is not None), default=None)
+                if settle > 0 and soonest is not None and soonest - now <= settle:
+                    pause = max(soonest - now, 0.0) + 0.001
+                    self.clock.sleep(pause)
+                    settle -= pause
+                    continue
+                break
+        finally:
+            if forever:
+                self._retire()
+        return stats
+
+    def request_stop(self) -> None:
+        """Ask a running :meth:`work` to stop (a signal handler may call it): no new
+        work is claimed, requests in flight finish and are recorded, and the leases of
+        requests not yet sent expire at once so another worker takes them."""
+        self._stopping = True
+
+    def _beat(self, force: bool = False) -> None:
+        """A worker's heartbeat (``engine status`` lists live workers), at most once a second."""
+        now = self.clock.time()
+        if not force and now - self._last_beat < 1.0:
+            return
+        self._last_beat = now
+        self.store.begin()
+        try:
+            self.store.heartbeat(self.owner, HOST, os.getpid(), now)
+            self.store.commit()
+        except BaseException:
+            self.store.rollback()
+            raise
+
+    def _retire(self) -> None:
+        try:
+            self.store.begin()
+            self.store.remove_worker(self.owner)
+            self.store.commit()
+        except Exception:
+            self.store.rollback()  # a worker that cannot say goodbye ages out of status
+
+    def next_due(self) -> datetime | None:
+        nd = self.store.next_due()
+        return None if nd is None else datetime.fromtimestamp(nd, tz=self.clock.now().tzinfo)
+
+    def advance_to(self, when: datetime | float | str) -> int:
+        """Virtual clock only: move time forward to ``when``, firing every timer at
+        its own due time on the way (so timestamps are exact). Returns timers fired."""
+        if not self.clock.virtual:
+            raise UsageError("advance_to() needs a VirtualClock", hint="Engine(store, clock=VirtualClock())")
+        target = _to_epoch(when)
+        fired = 0
+        clock = self.clock
+        while True:
+            nd = self.store.next_due()
+            if nd is None or nd > target:
+                break
+            if nd > clock.time():
+                clock.set(nd)  # type: ignore[attr-defined]
+            fired += self._process_due()
+        if target > clock.time():
+            clock.set(target)  # type: ignore[attr-defined]
+        return fired
+
+    def advance(self, seconds: float) -> int:
+        return self.advance_to(self.clock.time() + seconds)
+
+    def _process_due(self) -> int:
+        nd = self.store.next_due()  # a read: no write lock when nothing is due
+        if nd is None or nd > self.clock.time():
+            return 0
+        fired = 0
+        while not self._stopping:
+            # Claims shrink to a few rounds of requests once timers lead to HTTP steps:
+            # a worker never holds far more than it can send, other workers take the rest.
+            limit = min(self.batch_size, 4 * self.concurrency) if self._claims_http else self.batch_size
+            with self._tx("timers"):
+                now = self.clock.time()
+                timers = self.store.pop_due(now, limit)
+                # Every run this batch touches, locked in ID order before any is changed.
+                self.store.lock_runs(sorted({t[1] for t in timers}))
+                for _tid, run_id, kind, ref, _due in timers:
+                    self._fire(kind, run_id, ref, now)
+            self._claims_http = self._claims_http or bool(self._jobs)
+            self._drain()
+            fired += len(timers)
+            if len(timers) < limit:
+                break
+        return fired
+
+    def _fire(self, kind: str, run_id: str, ref: str | None, now: float) -> None:
+        if kind == "wait_timeout":
+            self._fire_wait_timeout(ref or "", now)
+            return
+        run = self._load(run_id)
+        if run is None:
+            return
+        defn = self._def(run.definition_id, run.definition_version)
+        if kind == "delay":
+            if run.status != "waiting" or run.cursor is None:
+                return
+            step = defn.step(run.cursor)
+            self.store.finish_step(int(ref or 0), "completed", now)
+            self._move(run, defn, step, None)
+            run.status = "running"
+            self._advance(run)
+        elif kind == "retry":
+            if run.status != "running" or run.cursor != ref:
+                return
+            self._advance(run)
+
+    def _fire_wait_timeout(self, wait_id: str, now: float) -> None:
+        row = self.store.resolve_wait(wait_id, "timed_out", now, "timed_out")
+        if row is None:
+            return  # the event won: nothing to do
+        run = self._load(row["run_id"])
+        if run is None or run.status != "waiting" or run.cursor != row["step_key"]:
+            return
+        defn = self._def(run.definition_id, run.definition_version)
+        step = defn.step(row["step_key"])
+        waited = short(step.timeout or 0)
+        if step.on_timeout is None:
+            self.store.finish_step(row["step_id"], "timed_out", now, info=f"no {step.event} within {waited}",
+                                   branch="timed_out")
+            run.error_message = f"no {step.event} event arrived within {waited}"
+            run.error_step = step.key
+            run.error_detail = None
+            self._finish(run, defn, "timed_out", now)
+            self._save(run)
+            return
+        self.store.finish_step(row["step_id"], "completed", now, info=f"no {step.event} within {waited}",
+                               branch="timed_out")
+        self._log(run, now, "info", f"wait {step.key}: timed out after {waited}, taking the timeout path",
+                  defn, step.key)
+        self._move(run, defn, step, step.on_timeout)
+        run.status = "running"
+        self._advance(run)
