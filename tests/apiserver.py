@@ -1034,6 +1034,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         owner = self.server.owner
+        if owner._httpd is not self.server:
+            # Stopped (or restarted): a kept-alive connection of the old server is
+            # dropped without an answer, as a server that went away drops it.
+            self.close_connection = True
+            return
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""

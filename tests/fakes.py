@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from autorun_cli.errors import NotFoundError
+from autorun_cli.errors import NotFoundError, ServiceError
 from autorun_cli.model import Run
 from autorun_cli.providers.base import EventRequest, ListQuery, Provider
 
@@ -81,7 +81,12 @@ class FakeProvider(Provider):
             raise NotFoundError(f"no fake run {run_id!r}", hint="script it in FakeProvider.scripts")
         pos = self._positions.get(run_id, 0)
         self._positions[run_id] = pos + 1
-        return Run.model_validate(states[min(pos, len(states) - 1)])
+        state = states[min(pos, len(states) - 1)]
+        if "__outage__" in state:  # a poll that fails as an unreachable API would
+            raise ServiceError(state["__outage__"], hint="try again later", code="connection")
+        if "__gone__" in state:  # the run was deleted meanwhile
+            raise NotFoundError(f"no fake run {run_id!r}", hint="it was deleted")
+        return Run.model_validate(state)
 
     def retry(self, run: Run) -> Run:
         self.calls.append(("retry", run.id))
@@ -94,6 +99,14 @@ class FakeProvider(Provider):
     def send_event(self, event: EventRequest) -> dict[str, Any]:
         self.calls.append(("event", event))
         return self.event_answer
+
+
+def outage(message: str = "could not reach api.example.test: [Errno 111] Connection refused") -> dict[str, Any]:
+    """A scripted state in which ``get_run`` fails like an API that is down."""
+    return {"__outage__": message}
+
+
+GONE: dict[str, Any] = {"__gone__": True}
 
 
 def register(monkeypatch: Any = None) -> None:

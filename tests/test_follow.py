@@ -612,3 +612,104 @@ def test_watch_latest_follows_the_newest_run(clock):
     result = fake("watch", "@latest")
     assert result.exit_code == 0
     assert result.stdout.splitlines()[0] == "2026-06-08T14:00:05Z r1 - completed"
+
+
+# -- watch --fail-fast -------------------------------------------------------------
+
+
+def test_fail_fast_stops_at_the_first_run_that_ends_badly(clock):
+    FakeProvider.reset({
+        "a": [run_doc("a", "running")] * 10 + [run_doc("a", "completed")],
+        "b": [run_doc("b", "running"), run_doc("b", "failed", error={"message": "SMTP refused"})],
+    })
+    result = fake("watch", "a", "b", "--fail-fast", "--interval", "1", "-o", "json")
+    assert result.exit_code == 1
+    # Two polls: b failed on the second, and a was not followed any further.
+    assert len([c for c in ops("get") if c[1] == "a"]) == 2
+    assert [r["status"] for r in json.loads(result.stdout)] == ["running", "failed"]
+    assert result.stderr.startswith(
+        "error: run b ended failed: SMTP refused (--fail-fast: stopped following 1 other run)\n")
+    assert clock.slept == [1]
+
+
+def test_without_fail_fast_the_others_are_followed_to_their_end(clock):
+    FakeProvider.reset({
+        "a": [run_doc("a", "running")] * 3 + [run_doc("a", "completed")],
+        "b": [run_doc("b", "running"), run_doc("b", "failed")],
+    })
+    result = fake("watch", "a", "b", "--interval", "1")
+    assert result.exit_code == 1
+    assert len([c for c in ops("get") if c[1] == "a"]) == 4
+
+
+def test_fail_fast_with_a_run_already_failed_exits_at_once(clock, tty):
+    FakeProvider.reset({"a": [run_doc("a", "running")], "b": [run_doc("b", "cancelled")]})
+    result = fake("watch", "a", "b", "--fail-fast", "--color", "never")
+    assert result.exit_code == 1
+    assert clock.slept == []
+    assert "error: run b ended cancelled (--fail-fast: stopped following 1 other run)" in result.stderr
+
+
+# -- watch through an outage ----------------------------------------------------------
+
+
+def test_watch_keeps_polling_through_an_outage_with_backoff(clock):
+    FakeProvider.reset({"r1": [RUNNING, fakes.outage(), fakes.outage(), fakes.outage(), WAITING, COMPLETED]})
+    result = fake("watch", "r1", "--interval", "2")
+    assert result.exit_code == 0, result.stderr
+    # 2 s, then doubled per failed poll (4, 8, 16), back to 2 once it answers.
+    assert clock.slept == [2, 4, 8, 16, 2]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: polling failed: could not reach api.example.test: [Errno 111] Connection refused; "
+        "still following, trying again with backoff",
+        "warning: the API answers again, after 28s and 3 failed polls",
+    ]
+    assert result.stdout.splitlines()[-1].endswith("r1 - completed")
+
+
+def test_the_backoff_of_a_long_outage_is_capped_at_a_minute(clock):
+    FakeProvider.reset({"r1": [RUNNING] + [fakes.outage()] * 8 + [COMPLETED]})
+    assert fake("watch", "r1", "--interval", "5").exit_code == 0
+    assert clock.slept == [5, 10, 20, 40, 60, 60, 60, 60, 60]
+
+
+def test_an_outage_that_outlasts_the_timeout_exits_6_and_says_so(clock):
+    FakeProvider.reset({"r1": [RUNNING, fakes.outage("the service failed (after 3 retries): Service Unavailable")]})
+    result = fake("watch", "r1", "--interval", "1", "--timeout", "20", "-o", "json")
+    assert result.exit_code == 6
+    assert json.loads(result.stdout)["status"] == "running"  # as last seen
+    assert ("error: --timeout 20s elapsed and r1 is still running (as last seen: polling has failed for "
+            in result.stderr)
+    assert "Service Unavailable)" in result.stderr
+    assert sum(clock.slept) == 20
+
+
+def test_an_error_that_is_not_an_outage_still_ends_the_watch(clock):
+    FakeProvider.reset({"r1": [RUNNING, fakes.outage(), fakes.GONE]})
+    result = fake("watch", "r1", "--interval", "1")
+    assert result.exit_code == 3
+    assert "error: no fake run 'r1'" in result.stderr
+    assert clock.slept == [1, 2]
+
+
+def test_timeout_after_a_run_already_failed_says_both_and_exits_1(clock):
+    FakeProvider.reset({"a": [run_doc("a", "running"), run_doc("a", "failed", error={"message": "boom"})],
+                        "b": [run_doc("b", "running")]})
+    result = fake("watch", "a", "b", "--interval", "1", "--timeout", "3")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: run a ended failed: boom; and --timeout 3s elapsed and b is still running",
+        "hint: see what happened with `autorun show a`; keep following the others with `autorun watch b`",
+    ]
+
+
+def test_the_live_view_names_an_outage_in_its_footer(clock, tty):
+    FakeProvider.reset({"r1": [RUNNING, fakes.outage(), COMPLETED]})
+    result = fake("watch", "r1", "--interval", "1", "--color", "always")
+    assert result.exit_code == 0
+    assert "polling has failed 1 time in a row: could not reach" in result.stdout
+    assert "next try in 2s" in result.stdout
+    final = result.stdout.rsplit("Status", 1)[1]
+    assert "polling has failed" not in final  # the last frame is the final state
+    assert "warning:" not in result.stderr  # the footer says it, not stderr

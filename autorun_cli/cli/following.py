@@ -91,12 +91,20 @@ class Follower:
     * ``quiet`` — json/ndjson/id: nothing until the end.
     """
 
-    def __init__(self, s: Session, interval: float, timeout: float | None, *, started: float | None = None):
+    def __init__(self, s: Session, interval: float, timeout: float | None, *, started: float | None = None,
+                 fail_fast: bool = False):
         self.s = s
         self.provider: Provider = s.provider
         self.interval = interval
         self.timeout = timeout
+        self.fail_fast = fail_fast
         self.started = monotonic() if started is None else started
+        # A short outage (5xx, connection refused) does not end a watch: polls that
+        # failed in a row, the last failure, and when the first of them happened.
+        self.failures = 0
+        self.outage: AutorunError | None = None
+        self.outage_since: float | None = None
+        self._sleeping = interval
         if s.out.mode != "table":
             self.view = "quiet"
         else:
@@ -180,6 +188,14 @@ class Follower:
                     style="dim",
                 ),
             ]
+            if self.outage is not None:
+                from autorun_cli.textsafe import clean
+
+                parts.append(Text(
+                    f"polling has failed {self.failures} time{'s' if self.failures != 1 else ''} in a row: "
+                    f"{clean(self.outage.message)} · next try in {_human_seconds(round(self._sleeping, 1))}",
+                    style="yellow",
+                ))
         return Group(*parts)
 
     def _show(self, runs: list[Run], final: bool = False) -> None:
@@ -190,37 +206,102 @@ class Follower:
 
     # -- the loop -------------------------------------------------------------
     def _poll(self, runs: list[Run]) -> list[Run]:
-        self.provider.tick()
-        return [run if _terminal(run) else self.provider.get_run(run.id) for run in runs]
+        """The runs as the provider sees them now; during an outage, as last seen."""
+        from autorun_cli.errors import ServiceError
 
-    def _loop(self, runs: list[Run]) -> list[Run]:
+        try:
+            self.provider.tick()
+            fresh = [run if _terminal(run) else self.provider.get_run(run.id) for run in runs]
+        except ServiceError as exc:
+            # 5xx after the HTTP layer's own retries, connection refused, a proxy's
+            # HTML page: keep following, with backoff, until --timeout says stop.
+            self.failures += 1
+            if self.outage is None:
+                self.outage_since = monotonic()
+                self._note(f"polling failed: {exc.message}; still following, trying again with backoff")
+            self.outage = exc
+            return runs
+        if self.outage is not None:
+            assert self.outage_since is not None
+            self._note(f"the API answers again, after {_human_seconds(round(monotonic() - self.outage_since, 1))} "
+                       f"and {self.failures} failed poll{'s' if self.failures != 1 else ''}")
+            self.failures, self.outage, self.outage_since = 0, None, None
+        return fresh
+
+    def _note(self, message: str) -> None:
+        """A warning on stderr, except in the live view (its footer says it)."""
+        if self.view != "live":
+            from autorun_cli.textsafe import clean
+
+            # One unwrapped line, however wide the terminal: logs are grepped.
+            sys.stderr.write(f"warning: {clean(message)}\n")
+            sys.stderr.flush()
+
+    def _wait(self) -> float:
+        """Time to the next poll: the interval, doubled per failed poll (up to a minute)."""
+        if not self.failures:
+            return self.interval
+        return min(self.interval * 2 ** self.failures, max(self.interval, OUTAGE_BACKOFF_MAX))
+
+    def _stop_early(self, runs: list[Run]) -> None:
+        """--fail-fast: stop at the first run that ended failed, cancelled or timed out."""
+        from autorun_cli.status import FAILED_LIKE
+
+        if not self.fail_fast:
+            return
+        bad = [r for r in runs if r.status in FAILED_LIKE]
+        if not bad:
+            return
+        error = verdict(runs)
+        assert error is not None
+        others = [r for r in runs if not _terminal(r)]
+        if others:
+            error.message += f" (--fail-fast: stopped following {len(others)} other run{'s' if len(others) != 1 else ''})"
+        raise _Stopped(runs, error)
+
+    def _timed_out(self, runs: list[Run]) -> AutorunError:
+        """What --timeout ends with: exit 6, or 1 naming both when a run already failed."""
         from autorun_cli.errors import WatchTimeoutError
 
-        while not all(_terminal(r) for r in runs):
-            wait = self.interval
+        assert self.timeout is not None
+        open_runs = [r for r in runs if not _terminal(r)]
+        still = ", ".join(f"{r.id} is still {r.status}" for r in open_runs)
+        if self.outage is not None:
+            still += f" (as last seen: polling has failed for {_human_seconds(round(monotonic() - (self.outage_since or 0), 1))}: {self.outage.message})"
+        elapsed = f"--timeout {_human_seconds(self.timeout)} elapsed and {still}"
+        keep = f"`autorun watch {' '.join(r.id for r in open_runs)}`"
+        failed = verdict(runs)
+        if failed is not None:
+            # A run already failed: that is the verdict (exit 1); the timeout is said too.
+            failed.message += f"; and {elapsed}"
+            failed.hint = f"{failed.hint}; keep following the others with {keep}"
+            return failed
+        return WatchTimeoutError(elapsed, hint=f"keep following with {keep}, or raise --timeout")
+
+    def _loop(self, runs: list[Run]) -> list[Run]:
+        while True:
+            self._stop_early(runs)
+            if all(_terminal(r) for r in runs):
+                return runs
+            wait = self._wait()
             if self.timeout is not None:
                 left = self.timeout - (monotonic() - self.started)
                 if left <= 0:
-                    open_runs = [r for r in runs if not _terminal(r)]
-                    raise _Stopped(
-                        runs,
-                        WatchTimeoutError(
-                            f"--timeout {_human_seconds(self.timeout)} elapsed and "
-                            + ", ".join(f"{r.id} is still {r.status}" for r in open_runs),
-                            hint=f"keep following with `autorun watch {' '.join(r.id for r in open_runs)}`, or raise --timeout",
-                        ),
-                    )
+                    raise _Stopped(runs, self._timed_out(runs))
                 wait = min(wait, left)
+            self._sleeping = wait
+            if self.view == "live" and self.outage is not None:
+                self._show(runs)  # the footer names the outage and the next try
             sleep(wait)
             runs = self._poll(runs)
             self._show(runs)
-        return runs
 
     def follow(self, runs: list[Run]) -> list[Run]:
         """Follow ``runs`` to their end; raises ``_Stopped`` on --timeout."""
-        if self.view == "live" and all(_terminal(r) for r in runs):
+        if self.view == "live" and (all(_terminal(r) for r in runs) or self.fail_fast and verdict(runs) is not None):
             # Already over: the final state once, no live region.
             self.s.out.run_details(runs)
+            self._stop_early(runs)
             return runs
         if self.view == "live":
             from rich.live import Live
@@ -249,6 +330,9 @@ class _Stopped(Exception):
         super().__init__(error.message)
         self.runs = runs
         self.error = error
+
+
+OUTAGE_BACKOFF_MAX = 60.0
 
 
 def _terminal(run: Run) -> bool:
@@ -282,11 +366,13 @@ def verdict(runs: list[Run]) -> AutorunError | None:
 
 
 def follow_runs(
-    s: Session, runs: list[Run], interval: float, timeout: float | None, *, started: float | None = None
+    s: Session, runs: list[Run], interval: float, timeout: float | None, *, started: float | None = None,
+    fail_fast: bool = False,
 ) -> tuple[list[Run], AutorunError | None]:
-    """Follow runs to their end (or --timeout); the runs as last seen and the verdict:
-    None when all completed, else the error to exit with (1, or 6 on --timeout)."""
-    follower = Follower(s, interval, timeout, started=started)
+    """Follow runs to their end (or --timeout, or with ``fail_fast`` the first that
+    ends badly); the runs as last seen and the verdict: None when all completed, else
+    the error to exit with (1, or 6 on --timeout)."""
+    follower = Follower(s, interval, timeout, started=started, fail_fast=fail_fast)
     try:
         runs = follower.follow(runs)
     except _Stopped as stop:
@@ -304,6 +390,7 @@ def follow_and_finish(
     print_final: bool = True,
     single: bool = True,
     raw: bool = False,
+    fail_fast: bool = False,
 ) -> None:
     """Follow runs to their end, print the final JSON where asked, and exit with the
     contract's code: 0 all completed, 1 any failed/cancelled/timed out, 6 on --timeout.
@@ -311,7 +398,7 @@ def follow_and_finish(
     With -o json the runs as last seen are the one document on stdout; the failure
     goes to stderr only, so `autorun watch ID -o json | jq .status` always works.
     """
-    runs, error = follow_runs(s, runs, interval, timeout, started=started)
+    runs, error = follow_runs(s, runs, interval, timeout, started=started, fail_fast=fail_fast)
     printed = False
     if print_final and s.out.mode in ("json", "ndjson", "id"):
         s.out.run_details(runs, raw=raw, single=single)
