@@ -6,6 +6,7 @@ act through :func:`map_bounded`. Both size their pool with :func:`concurrency`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
@@ -41,16 +42,29 @@ def concurrency() -> int:
 def map_bounded(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     """``fn`` over ``items`` on at most ``workers`` threads; results in the items'
     order, each as soon as it and those before it are done. ``fn`` should return
-    its failures rather than raise them."""
-    todo = list(items)
-    if len(todo) <= 1 or workers <= 1:
-        yield from (fn(item) for item in todo)
-        return
-    from concurrent.futures import ThreadPoolExecutor  # not for the one-run case
+    its failures rather than raise them.
 
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(todo)))
+    Streams: ``items`` is read as results are taken, with at most twice ``workers``
+    items in flight or waiting to be taken, so a listing of any length can feed it
+    (``stats --all``) while memory stays flat.
+    """
+    it = iter(items)
+    head = list(itertools.islice(it, 2))
+    if len(head) <= 1 or workers <= 1:
+        yield from (fn(item) for item in itertools.chain(head, it))
+        return
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor  # not for the one-run case
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    window: deque[Future[R]] = deque(pool.submit(fn, item) for item in head)
     try:
-        yield from pool.map(fn, todo)
+        for item in it:
+            window.append(pool.submit(fn, item))
+            if len(window) >= 2 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
     finally:
         # Ctrl-C (or a reader that stops early): drop what has not started yet
         # rather than working through the rest of a 500-run batch first.
@@ -69,11 +83,33 @@ def resolve_id(provider: Provider, run_id: str, automation: str | None = None) -
 
 
 def fetch_runs(
-    provider: Provider, ids: list[str], *, concurrency: int = DEFAULT_CONCURRENCY, automation: str | None = None
+    provider: Provider,
+    ids: list[str],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    automation: str | None = None,
+    progress: Callable[[Iterator[Run | AutorunError]], Iterator[Run | AutorunError]] | None = None,
 ) -> tuple[list[Run], list[AutorunError]]:
-    """Every ID is validated before the first request; failures are returned in order."""
+    """Every ID is validated before the first request; failures are returned in order.
+    ``progress`` wraps the stream of results (a progress bar counts them)."""
     checked = [provider.validate_id(i) if i != LATEST else i for i in ids]
     resolved = [resolve_id(provider, i, automation) for i in checked]
+    results = iter_fetch(provider, resolved, concurrency=concurrency)
+    if progress is not None:
+        results = progress(results)
+    runs: list[Run] = []
+    errors: list[AutorunError] = []
+    for r in results:
+        if isinstance(r, AutorunError):
+            errors.append(r)
+        else:
+            runs.append(r)
+    return runs, errors
+
+
+def iter_fetch(provider: Provider, ids: Iterable[str], *, concurrency: int = DEFAULT_CONCURRENCY) -> Iterator[Run | AutorunError]:
+    """Each run of ``ids`` in full, in the order given, ``concurrency`` at a time,
+    streamed (see :func:`map_bounded`). A failure to read one run is yielded in its place."""
 
     def one(run_id: str) -> Run | AutorunError:
         try:
@@ -81,7 +117,4 @@ def fetch_runs(
         except AutorunError as exc:
             return exc
 
-    results = list(map_bounded(one, resolved, concurrency))
-    runs = [r for r in results if not isinstance(r, AutorunError)]
-    errors = [r for r in results if isinstance(r, AutorunError)]
-    return runs, errors
+    return map_bounded(one, ids, concurrency)

@@ -211,6 +211,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "cancel",
     "replay": "replay",
     "diff": "diff",
+    "stats": "stats",
     "trigger": "local_engine",
     "automations": "local_engine",
     "engine": "local_engine",

@@ -219,6 +219,12 @@ class Provider(ABC):
     def iter_runs(self, query: ListQuery) -> Iterator[Run]:
         """Yield runs lazily, page by page, passing the filters the API knows."""
 
+    def iter_run_documents(self, query: ListQuery) -> Iterator[dict[str, Any]] | None:
+        """The runs ``query`` selects, in full, as normalized JSON, page by page — for
+        a provider whose listing holds whole runs (local). None elsewhere: each run is
+        then fetched on its own (``stats`` does it concurrently)."""
+        return None
+
     @abstractmethod
     def get_run(self, run_id: str) -> Run:
         """Fetch one run in full."""
