@@ -46,7 +46,7 @@ class HttpClient:
         self.verbose = verbose
         self.hooks = error_parser or ErrorHooks
         self.transport = Transport(self.base_url, headers, timeout=timeout, deadline=deadline, transport=transport)
-        self.retry = RetryPolicy(max_retries=max_retries, log=self._log)
+        self.retry = RetryPolicy(max_retries=max_retries, log=self.log)
 
     # Kept for tests and callers that reach the pools directly.
     @property
@@ -61,7 +61,7 @@ class HttpClient:
         self.transport.close()
 
     # -- logging -----------------------------------------------------------
-    def _log(self, text: str) -> None:
+    def log(self, text: str) -> None:
         if self.verbose:
             sys.stderr.write(redact(text, self.secrets) + "\n")
             sys.stderr.flush()
@@ -82,13 +82,13 @@ class HttpClient:
         json_body: Any = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send with retries; return a 2xx/3xx response or raise an AutorunError."""
+        """Send with retries; return a 2xx response or raise an AutorunError."""
         method = method.upper()
         attempts = self.retry.start(method)
         while True:
             self.retry.before_send()
             started = time.monotonic()
-            self._log(f"> {method} {self._display_url(url, params)}")
+            self.log(f"> {method} {self._display_url(url, params)}")
             try:
                 resp = self.transport.send(method, url, params=params, json_body=json_body, headers=headers)
             except httpx.TransportError as exc:
@@ -97,9 +97,11 @@ class HttpClient:
                     continue
                 raise err from None
             elapsed = (time.monotonic() - started) * 1000
-            self._log(f"< {resp.status_code} {resp.reason_phrase} ({elapsed:.0f} ms)")
-            if resp.status_code < 400:
+            self.log(f"< {resp.status_code} {resp.reason_phrase} ({elapsed:.0f} ms)")
+            if resp.status_code < 300:
                 return resp
+            if resp.status_code < 400:
+                raise errors.redirect_error(resp, method, self.secrets)
             err = errors.error_for(resp, self.hooks, self.secrets, retried=attempts.retried)
             if self.retry.retry_response(attempts, resp, err):
                 continue

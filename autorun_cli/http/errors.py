@@ -129,6 +129,24 @@ def error_for(resp: httpx.Response, hooks: Any, secrets: list[str], retried: int
     return UsageError(f"HTTP {status}: {message}")
 
 
+def redirect_error(resp: httpx.Response, method: str, secrets: list[str]) -> BadResponseError:
+    """A 3xx answer. Redirects are never followed: the token would travel to wherever
+    the API points, and a POST or PATCH sent again elsewhere could act twice. So a
+    redirect is an error — never "success" for a mutating request — that names where
+    the API pointed."""
+    where = resp.headers.get("location")
+    target = f" to {excerpt(where, secrets, 200)}" if where else ""
+    path = excerpt(resp.request.url.path, secrets, 120)
+    reason = excerpt(resp.reason_phrase, secrets, 60)
+    return BadResponseError(
+        f"the API answered {method} {path} with a redirect ({resp.status_code} {reason}){target}; "
+        "autorun does not follow redirects, so the request was not sent there",
+        hint="if the API moved, point the base URL (--base-url, AUTORUN_BASE_URL) or the profile's path "
+        "templates (list_path, get_path, retry_path, cancel_path) at the new location",
+        code="redirect",
+    )
+
+
 def decode_error(resp: httpx.Response, secrets: list[str]) -> BadResponseError:
     """A 2xx answer that is not the JSON the API promised."""
     kind = "an HTML page" if _looks_html(resp) else "malformed JSON"
@@ -141,8 +159,16 @@ def decode_error(resp: httpx.Response, secrets: list[str]) -> BadResponseError:
 def connection_error(exc: Exception, base_url: str, secrets: list[str]) -> ServiceError:
     import httpx  # loaded already: the exception came from it
 
+    from autorun_cli.http.transport import DeadlineExceeded
+
     host = urlsplit(base_url).netloc
     kind = type(exc).__name__
+    if isinstance(exc, DeadlineExceeded):
+        return ServiceError(
+            f"{host} did not finish its answer in time: {exc} (the overall deadline of one request)",
+            hint="the API is stalled or very slow; try again later, and add -v to see each request",
+            code="deadline",
+        )
     if isinstance(exc, httpx.TimeoutException):
         msg = f"timed out talking to {host} ({kind})"
     else:

@@ -4,6 +4,17 @@ Styles: Laravel (``links.next`` / ``meta.current_page``+``last_page``), cursor
 (``next_cursor`` / ``has_more``), page (``pagination.hasNext`` / ``totalPages``),
 offset (``total``). A response with none of them is one page. Pages are fetched only
 as the caller consumes records. No httpx here: requests go through the client.
+
+Bounds, so a server that keeps announcing pages cannot keep a listing going forever:
+
+* an empty page ends the listing, and so does a page the server already sent (the
+  same request again, or the same records again: a server that ignores the page
+  parameter);
+* when the server announced how much there is (``total``, ``meta.total``,
+  ``last_page``, ``totalPages``) and sends far more than that (twice the pages, and
+  ten more), the listing stops with an error;
+* no listing reads more than ``MAX_PAGES`` (10,000) pages; past that it stops with an
+  error naming the ceiling.
 """
 
 from __future__ import annotations
@@ -19,6 +30,9 @@ from autorun_cli.textsafe import excerpt
 
 if TYPE_CHECKING:
     from autorun_cli.http.client import HttpClient
+
+# The most pages one listing reads (1,000,000 runs at 100 a page).
+MAX_PAGES = 10_000
 
 
 @dataclass
@@ -71,28 +85,105 @@ def paginate(
     if spec.first_page is not None:
         params.setdefault(spec.page_param, spec.first_page)
     url: str = path
-    seen: set[str] = set()
-    offset = 0
+    requested: set[str] = set()
+    contents: set[str] = set()
+    offset = pages = 0
+    claimed = _Claims()
     while True:
+        if pages >= MAX_PAGES:
+            raise BadResponseError(
+                f"stopped after {MAX_PAGES:,} pages ({offset:,} records): the API still announced another page, "
+                f"and autorun reads at most {MAX_PAGES:,} pages per listing",
+                hint="narrow the listing (--since, --status, --automation, --limit); if the API repeats itself, "
+                "check its pagination with -v",
+                code="too_many_pages",
+            )
         doc = http.get_json(url, params)
+        pages += 1
         items = extract_items(doc)
         if items is None:
             raise BadResponseError(
                 f"the list response has no list of runs: {excerpt(json.dumps(doc)[:300], http.secrets)}",
                 hint="check the provider and list_path of the profile",
             )
-        yield from items
-        offset += len(items)
         if not items:
             return
+        fingerprint = _fingerprint(items) or f"page {pages}"
+        if fingerprint in contents:
+            # The same records again: the server ignores the page it was asked for.
+            http.log(f"  page {pages} repeats an earlier page; stopping")
+            return
+        contents.add(fingerprint)
+        yield from items
+        offset += len(items)
+        claimed.read(doc, len(items))
+        claimed.check(pages, offset)
         nxt = _next_page(http, doc, path, params, spec, offset)
         if nxt is None:
             return
         url, params = nxt
         key = url + "?" + json.dumps(params, sort_keys=True, default=str)
-        if key in seen:  # a server that repeats itself must not loop us forever
+        if key in requested:  # a server that repeats itself must not loop us forever
             return
-        seen.add(key)
+        requested.add(key)
+
+
+def _fingerprint(items: list[Any]) -> str | None:
+    # The first and last record stand for the page: cheap on 100-record pages, and two
+    # pages of distinct runs never share both.
+    try:
+        return json.dumps([len(items), items[0], items[-1]], sort_keys=True, default=str)
+    except (RecursionError, ValueError):  # too deep to print: never equal to another page
+        return None
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value) if value < 1e18 else None
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+class _Claims:
+    """The largest totals the server announced (records and pages) and the
+    biggest page it sent, to notice when it sends far more than it said it has."""
+
+    def __init__(self) -> None:
+        self.records: int | None = None
+        self.pages: int | None = None
+        self.page_size = 0
+
+    def read(self, doc: Any, size: int) -> None:
+        self.page_size = max(self.page_size, size)
+        if not isinstance(doc, dict):
+            return
+        holders = [doc] + [h for h in (doc.get("meta"), doc.get("pagination")) if isinstance(h, dict)]
+        for holder in holders:
+            for key in ("total", "total_count", "totalCount"):
+                n = _whole(holder.get(key))
+                if n is not None:
+                    self.records = max(self.records or 0, n)
+            for key in ("last_page", "totalPages", "total_pages"):
+                n = _whole(holder.get(key))
+                if n is not None:
+                    self.pages = max(self.pages or 0, n)
+
+    def check(self, pages: int, records: int) -> None:
+        limits = []
+        if self.pages is not None:
+            limits.append((self.pages, f"{self.pages:,} pages"))
+        if self.records is not None and self.page_size:
+            limits.append((-(-self.records // self.page_size), f"{self.records:,} records"))
+        for expected, what in limits:
+            if pages > 2 * expected + 10:
+                raise BadResponseError(
+                    f"the API sent {pages:,} pages ({records:,} records) but announced {what}; "
+                    "stopped reading a listing that does not end",
+                    hint="the API's pagination is inconsistent; narrow the listing (--since, --status, --limit) "
+                    "or check its pages with -v",
+                    code="too_many_pages",
+                )
 
 
 def _follow_link(target: str, params: dict[str, Any], spec: PageSpec) -> tuple[str, dict[str, Any]]:
