@@ -73,6 +73,11 @@ class LogEntry(_Model):
     level: str | None = None
     message: str | None = None
     step_index: int | None = None
+    # Structured data the API attached to the entry (tenant logs[].metadata).
+    metadata: Any = None
+    # True for an entry from an attempt before a retry (tenant: logged before the
+    # execution's current started_at); None where the provider cannot tell.
+    previous_attempt: bool | None = None
 
 
 class RunError(_Model):

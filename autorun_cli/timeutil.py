@@ -67,6 +67,8 @@ def human_duration(ms: int | None) -> str:
         return ""
     if ms < 1000:
         return f"{ms}ms"
+    if ms >= 10**15:
+        return _huge_duration(ms)
     s = ms / 1000
     if s < 60:
         return f"{s:.1f}s".replace(".0s", "s")
@@ -77,6 +79,12 @@ def human_duration(ms: int | None) -> str:
     if h < 48:
         return f"{h}h{m:02d}m"
     d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def _huge_duration(ms: int) -> str:
+    """Days and hours in integer arithmetic: ``ms / 1000`` overflows a float past ~1e308."""
+    d, h = divmod(ms // 3_600_000, 24)
     return f"{d}d{h:02d}h"
 
 

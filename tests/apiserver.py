@@ -376,6 +376,7 @@ class State:
         self.generated: dict[str, int] = {p: 0 for p in PROVIDERS}
         self.plannr_wrapped: set[str] = set()  # plannr IDs whose GET answers {"data": …}
         self.tenant_nested = False  # tenant lists answer {"data": [[…]]}
+        self.tenant_errors = "500"  # "500" (older Alga), "masked" (older, production) or "current" (404/409)
         self.generic_bare = False  # generic lists answer a bare array
         self.forbidden_tokens: set[str] = set()  # authenticate, then 403
         self.events: dict[str, dict] = {}  # sendrealm idempotency_key → first answer
@@ -506,7 +507,7 @@ _GEN_SCOPE = {"plannr": PLANNR_BLUEPRINT, "sendrealm": SENDREALM_AUTOMATION, "te
 
 @dataclass
 class Fault:
-    kind: str  # "status" | "malformed" | "html"
+    kind: str  # "status" | "malformed" | "html" | "body"
     status: int
     remaining: int | None  # None: every matching request, until cleared
     path: str | None = None  # only requests whose path contains this
@@ -514,6 +515,7 @@ class Fault:
     every: int = 1  # answer only every Nth matching request (the others pass)
     method: str | None = None  # only requests with this method
     seen: int = 0
+    body: bytes | None = None  # kind "body": sent as is, as application/json
 
 
 class Faults:
@@ -550,6 +552,10 @@ class Faults:
     def html(self, status: int = 502, times: int | None = None, path: str | None = None) -> Fault:
         """A text/html page (a proxy's error page, or a login page with 200)."""
         return self._add(Fault("html", status, times, path))
+
+    def body(self, data: bytes, status: int = 200, times: int | None = None, path: str | None = None) -> Fault:
+        """Exactly these bytes as an application/json answer (hostile documents)."""
+        return self._add(Fault("body", status, times, path, body=data))
 
     def clear(self) -> None:
         """Remove every rule and the added latency."""
@@ -647,6 +653,8 @@ HTML_PAGE = ("<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\
 
 
 def fault_reply(provider: str, fault: Fault) -> Reply:
+    if fault.kind == "body":
+        return Reply(fault.status, raw=fault.body or b"", content_type="application/json")
     if fault.kind == "malformed":
         return Reply(fault.status, raw=b'{"data": [{"id": "run_1", "status": "comple', content_type="application/json")
     if fault.kind == "html":
@@ -846,10 +854,17 @@ class Api:
         return req.headers.get("x-tenant-id") or None
 
     def _tenant_links(self, req: Request, doc: dict) -> dict:
+        """As Alga's controller builds them: generateResourceLinks (self, edit, patch,
+        delete, collection as {href, method, rel}), the rule, and retry only when failed."""
         rid = doc["execution_id"]
         href = f"{req.base}/api/v1/automation/executions/{rid}"
-        links: dict[str, Any] = {"self": {"href": href, "method": "GET"},
-                                 "rule": f"{req.base}/api/v1/automation/rules/{doc.get('automation_rule_id')}"}
+        links: dict[str, Any] = {
+            rel: {"href": href if rel != "collection" else f"{req.base}/api/v1/automation/executions",
+                  "method": method, "rel": name}
+            for rel, method, name in (("self", "GET", "self"), ("edit", "PUT", "edit"), ("patch", "PATCH", "partial-update"),
+                                      ("delete", "DELETE", "delete"), ("collection", "GET", "collection"))
+        }
+        links["rule"] = f"{req.base}/api/v1/automation/rules/{doc.get('automation_rule_id')}"
         if doc.get("status") == "failed":
             idx = _gen_index("tenant", rid)
             # Both shapes of a link occur: an object and a plain URL string.
@@ -864,9 +879,20 @@ class Api:
         doc = self.state.get("tenant", rid)
         tenant = self._tenant_scope(req)
         if doc is None or (tenant and doc.get("tenant") != tenant):
-            # The vendor's quirk: a missing execution surfaces as a generic 500.
-            return None, vendor_error("tenant", 500, "Automation execution not found", code="INTERNAL_ERROR")
+            return None, self._tenant_error(404, "Automation execution not found")
         return doc, None
+
+    def _tenant_error(self, status: int, message: str) -> Reply:
+        """Alga's NotFoundError (404) / ConflictError (409) in the server's dialect:
+        ``current`` answers them as such; ``500`` is the older servers' generic Error
+        (500 with the message); ``masked`` is an older production server, which hides
+        the message."""
+        dialect = self.state.tenant_errors
+        if dialect == "current":
+            return vendor_error("tenant", status, message, code="NOT_FOUND" if status == 404 else "CONFLICT")
+        if dialect == "masked":
+            return vendor_error("tenant", 500, "An unexpected error occurred", code="INTERNAL_ERROR")
+        return vendor_error("tenant", 500, message, code="INTERNAL_ERROR")
 
     def tenant_list(self, req: Request) -> Reply:
         page = req.int_arg("page", 1)
@@ -909,13 +935,15 @@ class Api:
             doc = self.state.materialize("tenant", rid)
             assert doc is not None
             if doc.get("status") != "failed":
-                return vendor_error("tenant", 500, "Only failed executions can be retried", code="INTERNAL_ERROR")
-            now = iso(time.time(), "ms")
-            doc.update(status="pending", completed_at=None, duration_ms=None, error_message=None, error_stack=None,
-                       failed_action_index=None, actions_failed=0)
-            doc.setdefault("logs", []).append({"timestamp": now, "level": "info", "message": "Execution queued for retry"})
+                return self._tenant_error(409, "Only failed executions can be retried")
+            # AutomationService.retryAutomationExecution: the same execution, pending, a
+            # new started_at; failed_action_index and the logs stay as they were.
+            doc.update(status="pending", started_at=iso(time.time(), "ms"), completed_at=None, duration_ms=None,
+                       error_message=None, error_stack=None, actions_successful=0, actions_failed=0)
             doc.pop("_links", None)
-        return Reply(200, {"data": {**doc, "_links": self._tenant_links(req, doc)}})
+        rule = f"{req.base}/api/v1/automation/rules/{doc.get('automation_rule_id')}"
+        return Reply(200, {"data": {**doc, "_links": {"execution": f"{req.base}/api/v1/automation/executions/{rid}",
+                                                      "rule": rule}}})
 
     # -- generic (TrueState, FastAPI)
     def _generic_check(self, aid: str, rid: str | None = None) -> Reply | None:

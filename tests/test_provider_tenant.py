@@ -489,6 +489,13 @@ def test_retry_follows_string_link_with_post(provider, api):
     assert again.status == "pending"
 
 
+def _failed_without_links() -> dict:
+    """A failed execution as a list item has it: no ``_links`` (the server decides)."""
+    doc = load("tenant_execution_failed_string_links.json")
+    del doc["data"]["_links"]
+    return doc
+
+
 def test_retry_without_link_uses_profile_path(api):
     p = make_provider(
         Settings(
@@ -498,23 +505,44 @@ def test_retry_without_link_uses_profile_path(api):
             paths={"retry_path": "/api/v1/automation/executions/{id}/rerun"},
         )
     )
-    api.get(f"{LIST}/{COMPLETED_ID}").respond(json=load("tenant_execution_completed.json"))
-    retry = api.post(f"{LIST}/{COMPLETED_ID}/rerun").respond(200, json={"data": {}})
-    run = p.get_run(COMPLETED_ID)
+    api.get(f"{LIST}/{STRING_LINKS_ID}").respond(json=_failed_without_links())
+    retry = api.post(f"{LIST}/{STRING_LINKS_ID}/rerun").respond(200, json={"data": {}})
+    run = p.get_run(STRING_LINKS_ID)
     p.retry(run)
     assert retry.call_count == 1
     p.close()
 
 
-def test_retry_default_path_and_server_refusal(provider, api):
-    api.get(f"{LIST}/{COMPLETED_ID}").respond(json=load("tenant_execution_completed.json"))
-    retry = api.post(f"{LIST}/{COMPLETED_ID}/retry").respond(
-        500, json={"error": {"code": "INTERNAL_ERROR", "message": "Only failed executions can be retried"}}
-    )
-    run = provider.get_run(COMPLETED_ID)
-    with pytest.raises(ServiceError) as exc:
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        # Current Alga servers: ConflictError → 409 CONFLICT.
+        (409, {"error": {"code": "CONFLICT", "message": "Only failed executions can be retried"}}),
+        # Older ones (and development builds): a generic Error → 500 with the message.
+        (500, {"error": {"code": "INTERNAL_ERROR", "message": "Only failed executions can be retried"}}),
+    ],
+)
+def test_retry_refused_by_the_server_is_exit_4_in_both_dialects(provider, api, delays, status, body):
+    api.get(f"{LIST}/{STRING_LINKS_ID}").respond(json=_failed_without_links())
+    retry = api.post(f"{LIST}/{STRING_LINKS_ID}/retry").respond(status, json=body)
+    run = provider.get_run(STRING_LINKS_ID)
+    with pytest.raises(NotAllowedError) as exc:
         provider.retry(run)
-    assert "Only failed executions can be retried" in exc.value.message
+    assert exc.value.exit_code == 4
+    assert "Only failed executions can be retried" in exc.value.message  # the API's own message
+    assert f"autorun show {STRING_LINKS_ID}" in exc.value.hint
+    assert retry.call_count == 1 and delays == []  # final: never repeated
+
+
+def test_retry_masked_500_names_what_it_may_mean(provider, api, delays):
+    api.get(f"{LIST}/{STRING_LINKS_ID}").respond(json=_failed_without_links())
+    retry = api.post(f"{LIST}/{STRING_LINKS_ID}/retry").respond(
+        500, json={"error": {"code": "INTERNAL_ERROR", "message": "An unexpected error occurred"}}
+    )
+    with pytest.raises(ServiceError) as exc:
+        provider.retry(provider.get_run(STRING_LINKS_ID))
+    assert exc.value.exit_code == 5
+    assert "not failed" in exc.value.message and f"autorun show {STRING_LINKS_ID}" in exc.value.hint
     assert retry.call_count == 1  # a POST is never repeated after a 500
 
 

@@ -70,9 +70,14 @@ def require(provider: Provider, operation: str, run_id: str = "ID") -> None:
 
 def retry_refusal(provider: Provider, run: Run, force: bool) -> AutorunError | None:
     """Why ``run`` must not be retried (exit 4), or None."""
-    from autorun_cli.errors import NotAllowedError
+    from autorun_cli.errors import AutorunError, NotAllowedError
     from autorun_cli.status import RETRYABLE
 
+    # The provider first: it may know the API refuses this run (tenant: no retry link).
+    try:
+        provider.check_retry(run, force=force)
+    except AutorunError as refused:
+        return refused
     rid = run.id
     if run.status in RETRYABLE or force and not (provider.name == "local" and run.status == "completed"):
         return None

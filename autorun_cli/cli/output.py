@@ -205,7 +205,7 @@ class Output:
             for i, run in enumerate(runs):
                 if i:
                     self.out.print(Rule(style="dim"))
-                self.out.print(run_view(run, self.time_format))
+                self.out.print(run_view(run, self.time_format, details=raw or self.verbose))
 
     def data(self, obj: Any, table: Callable[[Any], Any] | None = None, ids: Callable[[Any], Iterable[str]] | None = None) -> None:
         """Generic data: JSON as given, a renderable from ``table`` for people."""

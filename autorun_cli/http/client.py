@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from autorun_cli import jsondoc
 from autorun_cli.errors import AutorunError, BadResponseError, UsageError, redact
 from autorun_cli.http import errors, paging
 from autorun_cli.http.errors import ErrorHooks
@@ -114,7 +115,12 @@ class HttpClient:
     # -- JSON helpers ------------------------------------------------------
     def decode(self, resp: httpx.Response) -> Any:
         try:
-            return resp.json()
+            return jsondoc.loads(resp.content)
+        except jsondoc.DocumentError as exc:
+            raise BadResponseError(
+                f"the API answered a document autorun will not read: {exc}",
+                hint="this is not a run document the API documents; check the base URL and the provider",
+            ) from None
         except ValueError:
             raise errors.decode_error(resp, self.secrets) from None
 

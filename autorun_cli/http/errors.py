@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from autorun_cli import jsondoc
 from autorun_cli.errors import (
     AuthError,
     AutorunError,
@@ -79,7 +80,8 @@ def error_for(resp: httpx.Response, hooks: Any, secrets: list[str], retried: int
     body: Any = None
     text = resp.text
     try:
-        body = resp.json()
+        # Deep or non-finite JSON in an error body must not crash the mapping either.
+        body = jsondoc.loads(resp.content)
     except ValueError:
         body = None
     message = hooks.error_message(body) if body is not None else None

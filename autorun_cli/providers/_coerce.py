@@ -67,3 +67,18 @@ def as_count(value: Any) -> int | None:
     """A count or an index: :func:`as_int`, and None when negative."""
     number = as_int(value)
     return number if number is not None and number >= 0 else None
+
+
+def as_ms(value: Any) -> int | None:
+    """A duration in milliseconds: a non-negative finite number, rounded; else None.
+
+    ``inf`` (what ``1e400`` decodes to), ``nan``, negatives, booleans and strings are
+    None, so the caller can fall back to the timestamps.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value >= 0:
+        return round(value)
+    return None

@@ -245,6 +245,13 @@ class Provider(ABC):
         waiting run being watched really reaches its timeout."""
 
     # -- acting ------------------------------------------------------------
+    def check_retry(self, run: Run, force: bool = False) -> None:  # noqa: B027 - a hook: a no-op unless a provider knows better
+        """Refuse, before any request, a retry the API is known to refuse (exit 4).
+
+        ``run`` is the run as just fetched; ``force`` is the user's --force. The
+        default accepts everything and leaves the decision to the command and the API.
+        """
+
     def retry(self, run: Run) -> Run:
         raise NotSupportedError(
             f"the {self.name} API offers no retry for a run",

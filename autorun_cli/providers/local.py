@@ -80,7 +80,7 @@ def run_document(doc: dict[str, Any]) -> dict[str, Any]:
             for w in doc.get("waits") or ()
         ],
         "messages": [_pick(m, "id", "channel", "step_key", "title", "status", "created_at", "to") for m in doc.get("messages") or ()],
-        "logs": [_pick(entry, "timestamp", "level", "message", "step_index") for entry in doc.get("logs") or ()],
+        "logs": [_pick(entry, "timestamp", "level", "message", "step_index", "metadata", "previous_attempt") for entry in doc.get("logs") or ()],
         "error": _pick(error, "message", "step", "detail") if error else None,
         "links": {},
         "extra": {"definition_version": doc.get("definition_version"), "attempt": doc.get("attempt")},

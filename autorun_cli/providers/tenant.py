@@ -13,16 +13,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from autorun_cli.errors import AutorunError, BadResponseError, NotFoundError, UsageError
+from autorun_cli.errors import AutorunError, BadResponseError, NotAllowedError, NotFoundError, ServiceError, UsageError
 from autorun_cli.http import PageSpec, excerpt
 from autorun_cli.model import LogEntry, Run, RunError, Step, Trigger
-from autorun_cli.providers._coerce import as_count, as_int
+from autorun_cli.providers._coerce import as_count, as_int, as_ms
 from autorun_cli.providers._coerce import as_text as _str
 from autorun_cli.providers._coerce import nonempty_text as _text
 from autorun_cli.providers.base import UUID_RE, ListQuery, Provider, Settings
 from autorun_cli.status import TERMINAL, normalize
 from autorun_cli.timeutil import duration_ms as span_ms
-from autorun_cli.timeutil import iso
+from autorun_cli.timeutil import iso, parse_ts
 
 # Alga PSA's executionStatusSchema, exactly (seed 003; automationSchemas.ts): a
 # closed enum, so any other value is `unknown`, kept in provider_status.
@@ -52,6 +52,8 @@ RETRY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 LIST_PATH = "/api/v1/automation/executions"
 GET_PATH = "/api/v1/automation/executions/{id}"
 RETRY_PATH = "/api/v1/automation/executions/{id}/retry"
+# What production Alga servers say for any unexpected error (apiMiddleware.handleApiError).
+MASKED_ERROR = "An unexpected error occurred"
 
 
 def unwrap(doc: Any) -> dict[str, Any]:
@@ -90,22 +92,36 @@ def parse_links(value: Any) -> tuple[dict[str, str], dict[str, str]]:
     return links, methods
 
 
-def parse_logs(value: Any) -> list[LogEntry]:
+def parse_logs(value: Any, started: str | None, retried: bool) -> list[LogEntry]:
+    """``logs[]`` with their ``metadata``, each marked as this attempt's or not.
+
+    Alga's retry puts the same execution back to ``pending`` with a new
+    ``started_at`` and keeps the old ``logs``: an entry from before ``started_at``
+    belongs to a previous attempt. Without a readable time, an entry of a run that
+    shows signs of a retry (``retried``) is taken as the previous attempt's too.
+    """
     logs: list[LogEntry] = []
     if not isinstance(value, list):
         return logs
+    start = parse_ts(started)
     for entry in value:
-        if isinstance(entry, dict):
-            logs.append(
-                LogEntry(
-                    timestamp=_str(entry.get("timestamp")),
-                    level=_str(entry.get("level")),
-                    message=_str(entry.get("message")),
-                    step_index=as_count(entry.get("action_index")),
-                )
+        if not isinstance(entry, dict):
+            if entry is not None:
+                logs.append(LogEntry(message=_str(entry), previous_attempt=retried))
+            continue
+        when = parse_ts(entry.get("timestamp"))
+        previous = when < start if when is not None and start is not None else retried
+        metadata = entry.get("metadata")
+        logs.append(
+            LogEntry(
+                timestamp=_str(entry.get("timestamp")),
+                level=_str(entry.get("level")),
+                message=_str(entry.get("message")),
+                step_index=as_count(entry.get("action_index")),
+                metadata=metadata if metadata not in (None, {}) else None,
+                previous_attempt=previous,
             )
-        elif entry is not None:
-            logs.append(LogEntry(message=_str(entry)))
+        )
     return logs
 
 
@@ -113,41 +129,46 @@ def step_key(index: int) -> str:
     return f"action_{index}"
 
 
-def derive_steps(status: str, doc: dict[str, Any], logs: list[LogEntry]) -> list[Step]:
+def derive_steps(status: str, doc: dict[str, Any], logs: list[LogEntry], *, dry_run: bool = False) -> list[Step]:
     """One step per planned action, with statuses derived from the run's counts.
 
     The API reports only ``actions_total``, ``actions_successful``,
     ``actions_failed`` and ``failed_action_index``. Steps are named ``action 1..N``
     with keys ``action_0..`` (the API's 0-based index) and get:
 
+    - a dry run (``execution_context.dry_run``): every action skipped, whatever the
+      status says (Alga stores a dry run as ``completed`` although nothing ran);
     - run ``completed``: every action completed;
     - run ``failed`` / ``timed_out`` / ``cancelled``: the actions before the stopping
       action completed, the stopping action gets the run's status, the rest
-      skipped. The stopping action is ``failed_action_index``; without one it is
-      the action after the successful ones (none for a cancelled run that had no
-      failure: the remaining actions are skipped);
+      skipped. The stopping action is ``failed_action_index`` when it names an
+      action that exists; otherwise the action after the successful ones (none for
+      a cancelled run that had no failure: the remaining actions are skipped);
     - run ``running``: the successful ones completed, the next one running, the
-      rest pending;
-    - run ``pending``: all pending; ``skipped``: all skipped;
-    - anything else: the successful ones completed, the rest ``unknown``.
+      rest pending; ``pending``: all pending. ``failed_action_index`` is never read
+      here: Alga keeps it from the failed attempt when a retry starts;
+    - ``skipped``: all skipped; anything else: the successful ones completed, the
+      rest ``unknown``.
 
-    A step's ``info`` is the messages of the log entries whose ``action_index``
-    is that step's, joined with "; ", leaving out the one that repeats the step's
-    error (the logs stay whole in ``run.logs``). The API names no action types,
-    so ``type`` stays empty.
+    A step's ``info`` is the messages of this attempt's log entries whose
+    ``action_index`` is that step's, joined with "; ", leaving out the one that
+    repeats the step's error (the logs stay whole in ``run.logs``). The API names no
+    action types, so ``type`` stays empty.
     """
     total = as_count(doc.get("actions_total"))
-    if not total or total < 0:
+    if not total:
         return []
     # A huge count from a broken server must not build millions of rows.
     total = min(total, 10_000)
-    done = max(0, min(as_count(doc.get("actions_successful")) or 0, total))
+    done = min(as_count(doc.get("actions_successful")) or 0, total)
     failed_at = as_int(doc.get("failed_action_index"))
     if failed_at is not None and not 0 <= failed_at < total:
         failed_at = None
     error_message = _text(doc.get("error_message"))
 
     def status_of(i: int) -> str:
+        if dry_run:
+            return "skipped"
         if status == "completed":
             return "completed"
         if status in ("pending", "skipped"):
@@ -169,7 +190,7 @@ def derive_steps(status: str, doc: dict[str, Any], logs: list[LogEntry]) -> list
 
     by_action: dict[int, list[str]] = {}
     for log in logs:
-        if log.step_index is not None and log.message:
+        if log.step_index is not None and log.message and not log.previous_attempt:
             by_action.setdefault(log.step_index, []).append(log.message)
 
     steps: list[Step] = []
@@ -189,6 +210,9 @@ def derive_steps(status: str, doc: dict[str, Any], logs: list[LogEntry]) -> list
     return steps
 
 
+NO_MESSAGE = {"failed": "failed", "timed_out": "timed out"}
+
+
 def map_execution(doc: Any) -> Run:
     """Map one execution (bare, or in its ``data`` envelope) onto the model."""
     data = unwrap(doc)
@@ -200,26 +224,34 @@ def map_execution(doc: Any) -> Run:
         )
     provider_status = data.get("status")
     status = normalize(provider_status, STATUS_TABLE)
-    logs = parse_logs(data.get("logs"))
-    steps = derive_steps(status, data, logs)
-    links, methods = parse_links(data.get("_links"))
-
     started = _str(data.get("started_at"))
     finished = _str(data.get("completed_at"))
-    dur = data.get("duration_ms")
-    duration = int(round(dur)) if isinstance(dur, (int, float)) and not isinstance(dur, bool) and dur >= 0 else None
+    context = data.get("execution_context")
+    dry_run = isinstance(context, dict) and context.get("dry_run") is True
+    failed_at = as_int(data.get("failed_action_index"))
+    message, stack = _text(data.get("error_message")), _text(data.get("error_stack"))
+    # An execution that has not ended but still carries a failure is one Alga has
+    # retried: the failure (and the logs before started_at) are the last attempt's.
+    ongoing = status in ("pending", "running")
+    retried = ongoing and (failed_at is not None or message is not None or stack is not None)
+    logs = parse_logs(data.get("logs"), started, retried)
+    if ongoing and any(log.previous_attempt for log in logs):
+        retried = True
+    steps = derive_steps(status, data, logs, dry_run=dry_run)
+    links, methods = parse_links(data.get("_links"))
+
+    duration = as_ms(data.get("duration_ms"))
     if duration is None and status in TERMINAL:
         duration = span_ms(started, finished)
 
-    failed_at = as_int(data.get("failed_action_index"))
     error = None
-    message, stack = _text(data.get("error_message")), _text(data.get("error_stack"))
-    if message or stack:
-        error = RunError(
-            message=message or (stack.splitlines()[0] if stack else None),
-            step=step_key(failed_at) if failed_at is not None and failed_at >= 0 else None,
-            detail=stack,
-        )
+    if not ongoing and (message or stack or status in NO_MESSAGE):
+        # The step that stopped the run, as derived: failed_action_index when it names
+        # an existing action, else none (never a step that does not exist).
+        stopped = next((s.key for s in steps if s.status in ("failed", "timed_out", "cancelled")), None)
+        if message is None:
+            message = f"{NO_MESSAGE.get(status, status)} (the API gave no error message)"
+        error = RunError(message=message, step=stopped, detail=stack)
 
     trigger_data = data.get("trigger_data")
     event = None
@@ -228,7 +260,6 @@ def map_execution(doc: Any) -> Run:
             if _text(trigger_data.get(key)):
                 event = trigger_data[key]
                 break
-    context = data.get("execution_context")
     name = None
     if isinstance(context, dict):
         for key in ("rule_name", "automation_rule_name", "name"):
@@ -245,7 +276,16 @@ def map_execution(doc: Any) -> Run:
         "failed_action_index": failed_at,
         "tenant": data.get("tenant"),
         "execution_context": context,
+        "dry_run": dry_run,
+        # Whether the API offers a retry: Alga links one only on failed executions.
+        "retryable": "retry" in links if isinstance(data.get("_links"), dict) else None,
     }
+    if retried:
+        extra["previous_attempt"] = {
+            "failed_action_index": failed_at,
+            "error_message": message,
+            "logs": sum(1 for log in logs if log.previous_attempt),
+        }
     if methods:
         extra["link_methods"] = methods
 
@@ -299,12 +339,25 @@ class TenantProvider(Provider):
 
     @staticmethod
     def classify_error(status: int, message: str) -> AutorunError | None:
-        # Alga PSA throws a generic Error for a missing execution: it surfaces as 500.
-        if status == 500 and "not found" in (message or "").lower():
+        """Both of Alga PSA's error dialects.
+
+        Current servers answer ``404 NOT_FOUND`` and ``409 CONFLICT``; older ones
+        throw a generic Error for both, which surfaces as a 500 whose message (when
+        the server shows it) says what happened. Either way the answer is final:
+        not retried, and mapped to exit 3 (not found) or 4 (refused).
+        """
+        text = (message or "").lower()
+        if status == 404 or (status == 500 and "not found" in text):
             return NotFoundError(
                 message,
                 hint="check the execution ID and the tenant (--tenant / AUTORUN_TENANT_ID); "
                 "`autorun list` shows what exists",
+            )
+        if status == 409 or (status == 500 and "can be retried" in text):
+            return NotAllowedError(
+                f"the API refused: {message}",
+                hint="Alga PSA retries only failed executions; `autorun show ID` shows its status",
+                code="not_retryable",
             )
         return None
 
@@ -347,17 +400,42 @@ class TenantProvider(Provider):
     def get_run(self, run_id: str) -> Run:
         assert self.http is not None
         run_id = self.validate_id(run_id)
-        return map_execution(self.http.get_json(self.path("get_path", GET_PATH, id=run_id)))
+        try:
+            doc = self.http.get_json(self.path("get_path", GET_PATH, id=run_id))
+        except ServiceError as exc:
+            if exc.code != "service" or MASKED_ERROR not in exc.message:
+                raise
+            # Production servers mask every unexpected error, a missing execution too.
+            raise ServiceError(
+                f"{exc.message} (older Alga PSA servers answer this for an execution that does not exist)",
+                hint=f"check that {run_id} exists with `autorun list`; if it is listed, try again later",
+            ) from None
+        return map_execution(doc)
+
+    def check_retry(self, run: Run, force: bool = False) -> None:
+        """Refuse what Alga refuses, before any request: it retries only ``failed``
+        executions and links ``retry`` only on those. A document with ``_links`` and
+        no ``retry`` is refused even with --force; one without ``_links`` (a list
+        item) is refused unless failed or forced, and then the server decides."""
+        offered = run.extra.get("retryable") if isinstance(run.extra, dict) else None
+        if offered is True or (offered is None and (run.status == "failed" or force)):
+            return
+        why = "Alga PSA retries only failed executions"
+        if offered is False:
+            why += " (the API offers no retry link for it)"
+        dry = " (a dry run)" if run.extra.get("dry_run") else ""
+        raise NotAllowedError(f"execution {run.id} is {run.status}{dry}: {why}", hint=_retry_hint(run), code="not_retryable")
 
     def retry(self, run: Run) -> Run:
         """Follow the run's retry link (its method, POST if none); return it refreshed.
 
-        Whether the run may be retried at all is decided by the command (``--force``);
-        without a retry link the profile's ``retry_path`` (default the documented
+        A run whose ``_links`` have no retry is refused here too, with no request.
+        Without a retry link the profile's ``retry_path`` (default the documented
         ``POST …/executions/{id}/retry``) is used.
         """
         assert self.http is not None
         run_id = self.validate_id(run.id)
+        self.check_retry(run, force=True)
         href = run.links.get("retry")
         method = "POST"
         if href:
@@ -372,7 +450,19 @@ class TenantProvider(Provider):
             url = self.http.resolve(href)
         else:
             url = self.path("retry_path", RETRY_PATH, id=run_id)
-        body = self.http.send_json(method, url)
+        try:
+            body = self.http.send_json(method, url)
+        except NotAllowedError as exc:
+            if exc.code != "not_retryable":
+                raise
+            raise NotAllowedError(exc.message, hint=f"Alga PSA retries only failed executions; `autorun show {run_id}` shows its status", code=exc.code) from None
+        except ServiceError as exc:
+            if exc.code != "service" or MASKED_ERROR not in exc.message:
+                raise
+            raise ServiceError(
+                f"{exc.message} (older Alga PSA servers answer this when the execution is not failed, or no longer exists)",
+                hint=f"`autorun show {run_id}` shows its current status; a POST is never repeated by autorun",
+            ) from None
         # The API retries the same execution; if it names another one, follow that.
         new_id = run_id
         if isinstance(body, dict):
@@ -384,3 +474,14 @@ class TenantProvider(Provider):
             if candidate and UUID_RE.match(candidate):
                 new_id = candidate
         return self.get_run(new_id)
+
+
+def _retry_hint(run: Run) -> str:
+    """A next command that can succeed for an execution Alga will not retry."""
+    if run.status in ("pending", "running"):
+        return f"it has not ended: follow it with `autorun watch {run.id}`"
+    if run.extra.get("dry_run"):
+        return f"a dry run ran no action; `autorun show {run.id}` shows it, and a real run of the rule starts in Alga PSA"
+    if run.status in ("cancelled", "timed_out"):
+        return f"replay it on the local engine instead: `autorun replay {run.id} --definition FILE`"
+    return f"`autorun show {run.id}` shows what it did"

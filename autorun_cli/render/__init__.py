@@ -17,7 +17,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.panel import Panel
 from rich.text import Text
 
-from autorun_cli.model import Run, Step
+from autorun_cli.model import LogEntry, Run, Step
 from autorun_cli.render.layout import Col, FitTable, wrap_words
 from autorun_cli.textsafe import clean, readable_info
 from autorun_cli.timeutil import fmt_time, human_duration, parse_ts
@@ -52,7 +52,12 @@ def _short_iso(value: Any) -> str:
     dt = parse_ts(value)
     if dt is None:
         return clean(value)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:
+        # At the calendar's edge (9999-12-31T23:59:59-14:00 is in year 10000 in UTC):
+        # shown as given.
+        return clean(value)
 
 
 def _offset(value: Any, start: datetime | None) -> str:
@@ -120,13 +125,34 @@ def _step_detail(step: Step) -> Text:
     return out
 
 
+def _previous_attempt(previous: dict[str, Any]) -> Text:
+    """What a retried execution still carries from the attempt before (tenant)."""
+    out = Text("the previous attempt", style="dim")
+    index = previous.get("failed_action_index")
+    if isinstance(index, int) and index >= 0:
+        out.append(f" failed at action {index + 1}", style="dim")
+    if previous.get("error_message"):
+        out.append(": ")
+        out.append(clean(previous["error_message"]), style="red")
+    logs = previous.get("logs")
+    if isinstance(logs, int) and logs:
+        out.append(f"; its {logs} log entr{'y is' if logs == 1 else 'ies are'} marked below", style="dim")
+    return out
+
+
 def run_header(run: Run, time_format: str, now: datetime | None) -> FitTable:
+    status = status_text(run.status) + (Text(f"  ({clean(run.provider_status)})", style="dim") if run.provider_status not in (None, run.status) else Text(""))
+    if run.extra.get("dry_run") is True:
+        status.append("  dry run: no action ran", style="yellow")
     rows: list[tuple[str, Text | str]] = [
         ("Run", safe(run.id, "bold")),
         ("Name", safe(run.name)),
         ("Provider", safe(run.provider)),
-        ("Status", status_text(run.status) + (Text(f"  ({clean(run.provider_status)})", style="dim") if run.provider_status not in (None, run.status) else Text(""))),
+        ("Status", status),
     ]
+    previous = run.extra.get("previous_attempt")
+    if isinstance(previous, dict):
+        rows.append(("Retried", _previous_attempt(previous)))
     if run.automation_id:
         rows.append(("Automation", safe(run.automation_id)))
     if run.trigger:
@@ -245,7 +271,18 @@ def messages_table(run: Run, time_format: str, now: datetime | None) -> FitTable
 LEVEL_STYLE = {"error": "red", "warn": "yellow", "warning": "yellow", "debug": "dim"}
 
 
-def logs_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
+def _log_message(log: LogEntry, details: bool) -> Text:
+    out = Text()
+    if log.previous_attempt:
+        out.append("previous attempt · ", style="dim")
+    out.append(clean(log.message))
+    if details and log.metadata not in (None, {}, []):
+        out.append("\n" + clean(json.dumps(log.metadata, ensure_ascii=False, default=str)), style="dim")
+    return out
+
+
+def logs_table(run: Run, time_format: str, now: datetime | None, details: bool = False) -> FitTable:
+    """The run's logs; ``details`` (-v, --raw) adds each entry's metadata."""
     start = _start(run)
     table = FitTable(
         Col("AT", justify="right"),
@@ -257,10 +294,12 @@ def logs_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
     for log in run.logs:
         level = (log.level or "").lower()
         table.add_row(
-            Text(_offset(log.timestamp, start) or _t(log.timestamp, time_format, now), style="dim"),
+            # An earlier attempt's entry is timed on its own: an offset from this
+            # attempt's start would read "-176d".
+            Text((None if log.previous_attempt else _offset(log.timestamp, start)) or _t(log.timestamp, time_format, now), style="dim"),
             safe(log.level, LEVEL_STYLE.get(level, "")),
             "" if log.step_index is None else str(log.step_index + 1),
-            safe(log.message),
+            _log_message(log, details),
         )
     return table
 
@@ -268,7 +307,14 @@ def logs_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
 def next_command_hint(run: Run) -> str | None:
     """What to run next for a run in this state."""
     if run.status == "failed" or run.status == "timed_out" or run.status == "cancelled":
-        if run.links.get("retry") or run.provider in ("tenant", "generic", "local"):
+        if run.provider == "tenant":
+            # Alga retries only failed executions (and then links `retry`): name retry
+            # only where it can succeed.
+            offered = run.extra.get("retryable")
+            if offered or (offered is None and run.status == "failed"):
+                return f"autorun retry {run.id}"
+            return f"autorun replay {run.id} --definition FILE"
+        if run.links.get("retry") or run.provider in ("generic", "local"):
             return f"autorun retry {run.id}"
         return f"autorun replay {run.id} --definition FILE"
     if run.status in ("running", "pending", "waiting"):
@@ -319,8 +365,11 @@ def error_panel(run: Run) -> RenderableType:
     return _ErrorBox(body)
 
 
-def run_view(run: Run, time_format: str = "iso", now: datetime | None = None) -> RenderableType:
-    """The full human view of one run: header, timeline, waits, messages, logs, error."""
+def run_view(run: Run, time_format: str = "iso", now: datetime | None = None, details: bool = False) -> RenderableType:
+    """The full human view of one run: header, timeline, waits, messages, logs, error.
+
+    ``details`` (``-v`` or ``--raw``) adds what is only worth a glance when digging:
+    the logs' structured metadata."""
     parts: list[RenderableType] = [run_header(run, time_format, now)]
     if run.steps:
         parts += [Text(""), steps_table(run, time_format, now)]
@@ -329,7 +378,7 @@ def run_view(run: Run, time_format: str = "iso", now: datetime | None = None) ->
     if run.messages:
         parts += [Text(""), messages_table(run, time_format, now)]
     if run.logs:
-        parts += [Text(""), logs_table(run, time_format, now)]
+        parts += [Text(""), logs_table(run, time_format, now, details)]
     if run.error is not None or run.status in ("failed", "timed_out"):
         parts += [Text(""), error_panel(run)]
     else:
