@@ -181,6 +181,21 @@ def test_local_selection_flags_and_zero_runs(local_runs):
     assert invoke("stats", "--since", "yesterday-ish").exit_code == 2
 
 
+def test_local_pages_in_full_are_what_each_run_reads_alone(local_runs, isolated):
+    """stats reads local pages whole (one statement per table per page): the same runs
+    as one get_run each, messages, logs, waits and all."""
+    from autorun_cli.engine import Engine
+
+    engine = Engine.open(isolated / "home")
+    try:
+        page = engine.list_runs(limit=10, full=True)
+        assert len(page) == 5
+        assert page == [engine.get_run(r["id"]) for r in page]
+        assert any(r["messages"] for r in page) and any(r["logs"] for r in page) and any(r["waits"] for r in page)
+    finally:
+        engine.close()
+
+
 def test_local_dashboard_at_80_columns(local_runs):
     result = invoke("stats", env={"COLUMNS": "80"})
     assert result.exit_code == 0

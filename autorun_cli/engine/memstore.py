@@ -368,6 +368,11 @@ class MemoryStore(Store):
     def logs_for(self, run_id: str) -> list[dict]:
         return sorted((dict(lg) for lg in self._logs.get(run_id, ())), key=lambda lg: (lg["ts"], lg["id"]))
 
+    def rows_for_runs(self, table: str, run_ids: Sequence[str]) -> list[dict]:
+        one = {"steps": self.steps_for, "waits": self.waits_for, "outbox": self.messages, "logs": self.logs_for,
+               "leases": lambda rid: [lease] if (lease := self.get_lease(rid)) else []}[table]
+        return [row for rid in run_ids for row in one(rid)]
+
     # -- leases ---------------------------------------------------------------
     def set_lease(self, run_id, owner, epoch, expires_at) -> None:
         old = self._leases.get(run_id)

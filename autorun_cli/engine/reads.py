@@ -36,7 +36,17 @@ class Reads(EngineBase):
             until=_to_epoch(until) if until is not None else None,
             ids=list(ids) if ids else None, event_id=event_id, sort=sort, limit=limit, offset=offset,
         )
-        return [self._run_dict(r, full=full) for r in rows]
+        if not full or len(rows) <= 1:
+            return [self._run_dict(r, full=full) for r in rows]
+        # A page in full: one statement per table for the whole page, not per run.
+        ids = [r["id"] for r in rows]
+        pages: dict[str, dict[str, list[dict]]] = {}
+        for table in ("steps", "waits", "outbox", "logs", "leases"):
+            by_run: dict[str, list[dict]] = {}
+            for child in self.store.rows_for_runs(table, ids):
+                by_run.setdefault(child["run_id"], []).append(child)
+            pages[table] = by_run
+        return [self._run_dict(r, full=True, page=pages) for r in rows]
 
     def count_runs(self) -> dict[str, int]:
         """Number of runs per status."""
@@ -58,7 +68,8 @@ class Reads(EngineBase):
             "run_ids": json.loads(row["run_ids"]) if row["run_ids"] else [],
         }
 
-    def _run_dict(self, row: dict, *, full: bool) -> dict[str, Any]:
+    def _run_dict(self, row: dict, *, full: bool, page: dict[str, dict[str, list[dict]]] | None = None) -> dict[str, Any]:
+        """``page``: the children of a page of runs read at once (list_runs), by table and run."""
         status = row["status"]
         start, end = row["started_at"], row["finished_at"]
         out: dict[str, Any] = {
@@ -86,18 +97,33 @@ class Reads(EngineBase):
         if not full:
             return out
         run_id = row["id"]
-        out["steps"] = [_step_dict(s) for s in self.store.steps_for(run_id)]
-        out["waits"] = [_wait_dict(w) for w in self.store.waits_for(run_id)]
-        out["messages"] = [_message_dict(m) for m in self.store.messages(run_id)]
+        if page is None:
+            steps, waits = self.store.steps_for(run_id), self.store.waits_for(run_id)
+            messages, logs, lease = self.store.messages(run_id), self.store.logs_for(run_id), self.store.get_lease(run_id)
+        else:
+            steps, waits = page["steps"].get(run_id, []), page["waits"].get(run_id, [])
+            messages, logs = page["outbox"].get(run_id, []), page["logs"].get(run_id, [])
+            leases = page["leases"].get(run_id)
+            lease = leases[0] if leases else None
+        out["steps"] = [_step_dict(s) for s in steps]
+        out["waits"] = [_wait_dict(w) for w in waits]
+        out["messages"] = [_message_dict(m) for m in messages]
         out["logs"] = [
             {"timestamp": iso(lg["ts"]), "level": lg["level"], "message": lg["message"],
              "step_key": lg["step_key"], "step_index": lg["step_index"]}
-            for lg in self.store.logs_for(run_id)
+            for lg in logs
         ]
-        lease = self.store.get_lease(run_id)
         out["lease"] = ({"owner": lease["owner"], "epoch": lease["epoch"], "expires_at": iso(lease["expires_at"])}
                         if lease else None)
-        out["definition_steps"] = self._definition_steps(row["definition_id"], row["definition_version"])
+        if page is None:
+            out["definition_steps"] = self._definition_steps(row["definition_id"], row["definition_version"])
+        else:
+            # Each version's steps read once per page, not once per run.
+            known = page.setdefault("definitions", {})
+            version_key = f"{row['definition_id']}\x00{row['definition_version']}"
+            if version_key not in known:
+                known[version_key] = self._definition_steps(row["definition_id"], row["definition_version"])
+            out["definition_steps"] = [dict(d) for d in known[version_key]]
         return out
 
     def _definition_steps(self, def_id: str, version: int) -> list[dict[str, Any]]:

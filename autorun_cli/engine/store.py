@@ -206,6 +206,13 @@ class Store(Protocol):
 
     def logs_for(self, run_id: str) -> list[dict]: ...
 
+    def rows_for_runs(self, table: str, run_ids: Sequence[str]) -> list[dict]:
+        """The rows of ``table`` (``steps``, ``waits``, ``outbox``, ``logs`` or
+        ``leases``) that belong to any of ``run_ids``, each run's rows in the order
+        its own read (steps_for, waits_for, messages, logs_for, get_lease) gives them.
+        Listing a page of runs in full costs a statement per table, not per run."""
+        ...
+
     # -- leases ---------------------------------------------------------------
     def set_lease(self, run_id: str, owner: str, epoch: int, expires_at: float) -> None:
         """Lease a run to ``owner`` for the attempt ``epoch`` (the fencing token)."""

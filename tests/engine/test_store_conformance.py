@@ -121,6 +121,39 @@ def test_lease_renewal_release_and_take_over_are_fenced(store: Store) -> None:
     assert store.leases() == []
 
 
+def test_rows_for_runs_give_each_runs_rows_in_its_own_order(store: Store) -> None:
+    """Listing runs in full reads a page's children at once; each run's rows must be
+    exactly what its own reads give, in the same order, and no other run's."""
+    from autorun_cli.engine.store import STEP_COLUMNS
+
+    def step(run_id: str, key: str, index: int) -> tuple:
+        row = dict.fromkeys(STEP_COLUMNS)
+        row.update(run_id=run_id, key=key, type="send_email_template", step_index=index, attempt=1, status="completed",
+                   started_at=T + index)
+        return tuple(row[c] for c in STEP_COLUMNS)
+
+    def fill() -> None:
+        for rid in ("run_a", "run_b", "run_ab"):  # run_ab: a prefix-sharing ID
+            store.insert_run(_run(rid))
+            for i, key in enumerate(("welcome", "tip")):
+                store.insert_step(step(rid, key, i))
+                store.add_message(_msg(f"{rid}:{key}", f"msg_{rid}_{key}"))
+                store.add_log(rid, T + 5 - i, "info", f"{rid} {key}", key, i)  # logs in reverse time
+            store.insert_wait((f"wait_{rid}", rid, 1, "w", "opened", "email", "email", "a@b.c", "waiting", T, T + 60))
+        store.set_lease("run_b", "me", 3, T + 30)
+
+    _tx(store, fill)
+    ids = ["run_b", "run_ab"]
+    for table, one in (("steps", store.steps_for), ("waits", store.waits_for), ("outbox", store.messages),
+                       ("logs", store.logs_for)):
+        rows = store.rows_for_runs(table, ids)
+        assert {r["run_id"] for r in rows} == set(ids), table
+        for rid in ids:
+            assert [r for r in rows if r["run_id"] == rid] == one(rid), (table, rid)
+    assert store.rows_for_runs("leases", ids) == [store.get_lease("run_b")]
+    assert store.rows_for_runs("steps", []) == []
+
+
 def test_sqlite_store_of_schema_1_is_migrated_on_open(tmp_path: Path) -> None:
     """A store written by the first release (no lease epochs) upgrades in place."""
     import sqlite3
