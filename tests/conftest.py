@@ -7,6 +7,8 @@ backoffs recorded instead of slept (the provider unit tests use both).
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
 from apiserver import ApiServer  # noqa: E402
+from pgserver import PgServer, PgUnavailable, schema_url  # noqa: E402
 from respx_helpers import BASE  # noqa: E402
 
 
@@ -51,3 +54,45 @@ def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     recorded: list[float] = []
     monkeypatch.setattr(http_mod, "sleep", recorded.append)
     return recorded
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server for this test session (tests/pgserver.py), or the one at
+    ``AUTORUN_TEST_PG_URL``. Without one the tests that need it skip, except under
+    ``CI=true``, where they fail."""
+    url = os.environ.get("AUTORUN_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    server = PgServer()
+    try:
+        url = server.start()
+    except (PgUnavailable, OSError, subprocess.SubprocessError) as exc:
+        server.stop()
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is needed and could not start: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+    try:
+        yield url
+    finally:
+        from autorun_cli.engine import pgstore
+
+        pgstore.close_pools()
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty schema on the session's PostgreSQL server, as an engine URL."""
+    import psycopg
+
+    schema = "t_" + os.urandom(6).hex()
+    try:
+        with psycopg.connect(pg_server, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.Error as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL at {pg_server} cannot be reached: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    yield schema_url(pg_server, schema)

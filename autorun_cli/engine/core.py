@@ -42,7 +42,7 @@ from autorun_cli.engine.recovery import Recovery
 from autorun_cli.engine.scheduling import Scheduling
 from autorun_cli.engine.sqlite import SQLiteStore
 from autorun_cli.engine.util import dig, iso, new_id
-from autorun_cli.errors import NotAllowedError, UsageError
+from autorun_cli.errors import NotAllowedError, ServiceError, UsageError
 
 __all__ = ["RETRYABLE", "TERMINAL", "Dispatch", "Engine", "LoadResult", "RunRecord", "WorkStats", "default_home"]
 
@@ -55,6 +55,45 @@ def default_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
     return base / "autorun"
+
+
+def _postgres_store(url: str) -> Any:
+    """A PostgresStore, with the errors a user can fix said plainly (no password shown)."""
+    try:
+        from autorun_cli.engine import pgstore
+    except ImportError:
+        raise UsageError(
+            "the engine's PostgreSQL store needs psycopg, which is not installed",
+            hint="pip install 'autorun-cli[postgres]'",
+        ) from None
+    import psycopg
+    import psycopg_pool
+
+    public = pgstore.public_url(url)
+    try:
+        return pgstore.PostgresStore(url)
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        raise ServiceError(
+            f"cannot connect to the engine's store {public}: {_without_secret(reason, url)}",
+            hint="check that PostgreSQL is running there and the user may log in (AUTORUN_ENGINE_URL, --engine-url)",
+        ) from None
+    except psycopg.ProgrammingError as exc:  # a malformed URL
+        raise UsageError(f"not a usable PostgreSQL URL ({public}): {_without_secret(str(exc), url)}",
+                         hint="postgresql://USER@HOST:PORT/DB") from None
+    except psycopg.Error as exc:
+        raise ServiceError(f"the engine's store {public} failed: {_without_secret(str(exc), url)}",
+                           hint="run `autorun engine migrate` with a user that may create tables") from None
+
+
+def _without_secret(text: str, url: str) -> str:
+    try:
+        from urllib.parse import urlsplit
+
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return text.replace(password, "***") if password else text
 
 
 class Engine(Scheduling, Recovery, Delivery, Execution, Reads, EngineBase):
@@ -73,6 +112,36 @@ class Engine(Scheduling, Recovery, Delivery, Execution, Reads, EngineBase):
                 f"cannot open the local engine's store in {base}: {exc}",
                 hint="set AUTORUN_HOME to a writable folder",
             ) from None
+        return cls(store, **kwargs)
+
+    @classmethod
+    def connect(cls, url: str | None = None, *, home: str | Path | None = None, **kwargs: Any) -> Engine:
+        """The engine over the store at ``url``: ``sqlite:///PATH`` (``sqlite:////abs/path``
+        as SQLAlchemy writes it; a plain path works too) or ``postgresql://USER@HOST:PORT/DB``
+        (a libpq URL; the password comes from it, ``PGPASSWORD`` or ``~/.pgpass`` and is
+        never shown). ``None``: ``<home>/engine.db`` as :meth:`open`."""
+        if not url:
+            return cls.open(home, **kwargs)
+        scheme = url.split(":", 1)[0].lower() if "://" in url else ""
+        if scheme in ("postgresql", "postgres"):
+            return cls(_postgres_store(url), **kwargs)
+        if scheme == "sqlite":
+            path = url.split("://", 1)[1]
+            path = path[1:] if path.startswith("/") else path  # sqlite:///rel, sqlite:////abs
+            if path.split("?", 1)[0] in ("", ":memory:"):
+                return cls(SQLiteStore(":memory:"), **kwargs)
+        elif scheme:
+            raise UsageError(f"unsupported engine URL scheme {scheme!r}",
+                             hint="use sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+        else:
+            path = url
+        target = Path(path).expanduser()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store = SQLiteStore(target)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the local engine's store {target}: {exc}",
+                             hint="point AUTORUN_ENGINE_URL (or --engine-url) at a writable file") from None
         return cls(store, **kwargs)
 
     @classmethod

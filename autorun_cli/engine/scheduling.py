@@ -127,43 +127,46 @@ class Scheduling(EngineBase):
                 timers = self.store.pop_due(now, limit)
                 # Every run this batch touches, locked in ID order before any is changed.
                 self.store.lock_runs(sorted({t[1] for t in timers}))
-                for _tid, run_id, kind, ref, _due in timers:
-                    self._fire(kind, run_id, ref, now)
+                acted = sum(self._fire(kind, run_id, ref, now) for _tid, run_id, kind, ref, _due in timers)
             self._claims_http = self._claims_http or bool(self._jobs)
             self._drain()
-            fired += len(timers)
+            fired += acted
             if len(timers) < limit:
                 break
         return fired
 
-    def _fire(self, kind: str, run_id: str, ref: str | None, now: float) -> None:
+    def _fire(self, kind: str, run_id: str, ref: str | None, now: float) -> bool:
+        """Fire one timer; False when it had nothing left to do (its run moved on:
+        cancelled, retried, or the event beat the timeout)."""
         if kind == "wait_timeout":
-            self._fire_wait_timeout(ref or "", now)
-            return
+            return self._fire_wait_timeout(ref or "", now)
         run = self._load(run_id)
         if run is None:
-            return
+            return False
         defn = self._def(run.definition_id, run.definition_version)
         if kind == "delay":
             if run.status != "waiting" or run.cursor is None:
-                return
+                return False
             step = defn.step(run.cursor)
             self.store.finish_step(int(ref or 0), "completed", now)
             self._move(run, defn, step, None)
             run.status = "running"
             self._advance(run)
-        elif kind == "retry":
+            return True
+        if kind == "retry":
             if run.status != "running" or run.cursor != ref:
-                return
+                return False
             self._advance(run)
+            return True
+        return False
 
-    def _fire_wait_timeout(self, wait_id: str, now: float) -> None:
+    def _fire_wait_timeout(self, wait_id: str, now: float) -> bool:
         row = self.store.resolve_wait(wait_id, "timed_out", now, "timed_out")
         if row is None:
-            return  # the event won: nothing to do
+            return False  # the event won: nothing to do
         run = self._load(row["run_id"])
         if run is None or run.status != "waiting" or run.cursor != row["step_key"]:
-            return
+            return False
         defn = self._def(run.definition_id, run.definition_version)
         step = defn.step(row["step_key"])
         waited = short(step.timeout or 0)
@@ -175,7 +178,7 @@ class Scheduling(EngineBase):
             run.error_detail = None
             self._finish(run, defn, "timed_out", now)
             self._save(run)
-            return
+            return True
         self.store.finish_step(row["step_id"], "completed", now, info=f"no {step.event} within {waited}",
                                branch="timed_out")
         self._log(run, now, "info", f"wait {step.key}: timed out after {waited}, taking the timeout path",
@@ -183,3 +186,4 @@ class Scheduling(EngineBase):
         self._move(run, defn, step, step.on_timeout)
         run.status = "running"
         self._advance(run)
+        return True

@@ -133,7 +133,7 @@ class SQLiteStore(Store):
         return cls(":memory:")
 
     def describe(self) -> str:
-        return "sqlite:///" + self.path.lstrip("/") if not self.memory else "sqlite:///:memory:"
+        return "sqlite:///" + self.path  # an absolute path: sqlite:////abs/path
 
     def wait_for_work(self, timeout: float) -> None:
         if timeout > 0:

@@ -51,9 +51,12 @@ text = "You have a receipt waiting"
 
 
 # "sqlite": every engine_at() opens the SQLite file; "memory": engines given the same
-# path share one MemoryStore (test_engine_semantics runs under both).
+# path share one MemoryStore; "postgres": every engine_at() connects to PG_URLS[path]
+# (a schema of its own per path). test_engine_semantics runs under all three.
 STORE_KIND = "sqlite"
 _MEMORY_STORES: dict[str, MemoryStore] = {}
+PG_URLS: dict[str, str] = {}
+PG_SCHEMA_FACTORY = None  # set by the test fixture: () -> a fresh schema URL
 
 
 def engine_at(db: Path | str, t: float = T0, **kw) -> Engine:
@@ -61,6 +64,13 @@ def engine_at(db: Path | str, t: float = T0, **kw) -> Engine:
     if STORE_KIND == "memory":
         store = _MEMORY_STORES.setdefault(str(db), MemoryStore())
         return Engine(store, VirtualClock(t), **kw)
+    if STORE_KIND == "postgres":
+        from autorun_cli.engine.pgstore import PostgresStore
+
+        if str(db) not in PG_URLS:
+            assert PG_SCHEMA_FACTORY is not None
+            PG_URLS[str(db)] = PG_SCHEMA_FACTORY()
+        return Engine(PostgresStore(PG_URLS[str(db)]), VirtualClock(t), **kw)
     return Engine(SQLiteStore(db), VirtualClock(t), **kw)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -15,14 +16,29 @@ from autorun_cli.errors import NotAllowedError, NotFoundError
 HALF_HOUR = 1800
 
 
-@pytest.fixture(autouse=True, params=["sqlite", "memory"])
+@pytest.fixture(autouse=True, params=["sqlite", "memory", "postgres"])
 def store_kind(request: pytest.FixtureRequest):
-    """Every test here runs on SQLite files and on the MemoryStore replay uses."""
+    """Every test here runs on SQLite files, on the MemoryStore replay uses, and on
+    PostgreSQL (a fresh schema per store path)."""
     engine_helpers.STORE_KIND = request.param
     engine_helpers._MEMORY_STORES.clear()
+    engine_helpers.PG_URLS.clear()
+    if request.param == "postgres":
+        server = request.getfixturevalue("pg_server")
+        import psycopg
+        from pgserver import schema_url
+
+        def fresh() -> str:
+            schema = "t_" + os.urandom(6).hex()
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {schema}")
+            return schema_url(server, schema)
+
+        engine_helpers.PG_SCHEMA_FACTORY = fresh
     yield request.param
     engine_helpers.STORE_KIND = "sqlite"
     engine_helpers._MEMORY_STORES.clear()
+    engine_helpers.PG_URLS.clear()
 
 
 def test_receipt_opened_takes_the_received_branch(tmp_path: Path) -> None:

@@ -18,9 +18,15 @@ from autorun_cli.engine.store import RUN_COLUMNS, Store
 T = 1_800_000_000.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "engine.db")
+    s: Store
+    if request.param == "postgres":
+        from autorun_cli.engine.pgstore import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_url"))
+    else:
+        s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "engine.db")
     yield s
     s.close()
 
