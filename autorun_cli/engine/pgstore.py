@@ -487,6 +487,20 @@ class PostgresStore(Store):
     def logs_for(self, run_id: str) -> list[dict]:
         return self._all("SELECT * FROM logs WHERE run_id = %s ORDER BY ts, id", (run_id,))
 
+    # Per table: the rows of a set of runs, in each run's own order (see rows_for_runs).
+    _BULK = {
+        "steps": "SELECT * FROM steps WHERE run_id = ANY(%s) ORDER BY id",
+        "waits": "SELECT * FROM waits WHERE run_id = ANY(%s) ORDER BY created_at, seq",
+        "logs": "SELECT * FROM logs WHERE run_id = ANY(%s) ORDER BY ts, id",
+        "leases": "SELECT run_id, owner, epoch, expires_at FROM leases WHERE run_id = ANY(%s)",
+        "outbox": "SELECT * FROM outbox WHERE run_id = ANY(%s) ORDER BY created_at, seq",
+    }
+
+    def rows_for_runs(self, table: str, run_ids: Sequence[str]) -> list[dict]:
+        if not run_ids:
+            return []
+        return self._all(self._BULK[table], (list(run_ids),))
+
     # -- leases ---------------------------------------------------------------
     def set_lease(self, run_id, owner, epoch, expires_at) -> None:
         self.conn.execute(
