@@ -178,7 +178,8 @@ def gen_plannr(i: int, detail: bool) -> dict:
 def gen_sendrealm(i: int) -> dict:
     t, st = BASE_EPOCH - i * STEP_SECONDS, _status("sendrealm", i)
     email = f"user{i}@example.com"
-    wait_status = {"waiting": "waiting", "timed_out": "timed_out"}.get(st, "received")
+    # A cancelled run was cancelled while it waited: its wait was never resumed.
+    wait_status = {"waiting": "waiting", "timed_out": "timed_out", "cancelled": "cancelled"}.get(st, "received")
     wait = {
         "id": f"wait_g{i:06d}", "step_id": f"step_g{i:06d}_2", "step_key": "wait_for_open",
         "step_type": "wait_for_event", "waiting_for_event_name": "sendrealm.mail.open",

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from autorun_cli.engine.util import dig
 from autorun_cli.errors import UsageError
 from autorun_cli.replay.compare import Report, compare
-from autorun_cli.replay.source import ReplayInput, replay_input
+from autorun_cli.replay.source import replay_input
 from autorun_cli.status import TERMINAL
 from autorun_cli.timeutil import parse_ts
 
@@ -61,6 +62,7 @@ class Replayer:
         self.engine: Engine = Engine.memory(self.clock, sandbox=True, sandbox_http=self._sandbox_http)
         self.engine.load(definition)
         self._waits = {s.key: s for s in definition.steps if s.type == "wait_for_event"}
+        self._names = {s.key: s.name for s in definition.steps if s.name}
         self._count = 0
 
     def close(self) -> None:
@@ -70,7 +72,7 @@ class Replayer:
         """A sandboxed HTTP attempt fails where the recorded one failed: the
         endpoint's answer is an input of the run, like an event. Past the recorded
         attempts, the last recorded outcome holds."""
-        outcomes = self._http.get(step_key)
+        outcomes = self._http.get(step_key) or self._http.get(self._names.get(step_key) or "")
         if not outcomes:
             return None
         return outcomes[min(attempt, len(outcomes)) - 1]
@@ -79,9 +81,12 @@ class Replayer:
     def _recorded_http(recorded: Run) -> dict[str, list[str | None]]:
         out: dict[str, list[str | None]] = {}
         for step in recorded.steps:
-            if step.key and step.status in ("completed", "failed"):
+            if step.status in ("completed", "failed"):
                 failure = (step.error or "failed when recorded") if step.status == "failed" else None
-                out.setdefault(step.key, []).append(failure)
+                # Under its key and its name: a definition step matches either (a
+                # vendor's key with spaces is a draft step's name).
+                for ident in dict.fromkeys(i for i in (step.key, step.name) if i):
+                    out.setdefault(ident, []).append(failure)
         return out
 
     def __enter__(self) -> Replayer:
@@ -90,12 +95,12 @@ class Replayer:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _event_payload(self, inp: ReplayInput, step_key: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    def _event_payload(self, identity: str | None, step_key: str | None, payload: dict[str, Any]) -> dict[str, Any]:
         """The recorded event's payload, plus the field the wait matches on when the
         vendor's record left it out (it records *that* the event matched, not how)."""
         wait = self._waits.get(step_key or "")
-        if wait is not None and inp.identity_value is not None and wait.match.equals == "identity":
-            return _with_path(payload, wait.match.field or self.definition.identity.from_, inp.identity_value)
+        if wait is not None and identity is not None and wait.match.equals == "identity":
+            return _with_path(payload, wait.match.field or self.definition.identity.from_, identity)
         return payload
 
     def replay(self, recorded: Run) -> Report:
@@ -108,8 +113,15 @@ class Replayer:
             # The recorded trigger is kept as data; the definition decides what starts it.
             event = self.definition.trigger
         payload = inp.payload if isinstance(inp.payload, dict) else {}
-        if inp.identity_value is not None:
-            payload = _with_path(payload, self.definition.identity.from_, inp.identity_value)
+        identity = inp.identity_value
+        notes: list[str] = []
+        if identity is None and dig(payload, self.definition.identity.from_) is None:
+            # The vendor ran it without one (tenant, generic): the run's ID stands in,
+            # so the definition's identity is resolved and the replay can start.
+            identity = recorded.id
+            notes.append("the recorded run has no identity; its run ID stood in for one")
+        if identity is not None:
+            payload = _with_path(payload, self.definition.identity.from_, identity)
         t0 = inp.started_at.timestamp()
         self._http = self._recorded_http(recorded)
         self._count += 1
@@ -121,15 +133,23 @@ class Replayer:
                 hint=f"its trigger is {self.definition.trigger!r}; check --definition",
             )
         run_id = dispatch[0]
+        # A cancellation is an input too: delivered at the recorded time, after the
+        # events recorded before (or at) it.
+        cancel_at = _cancelled_at(recorded, t0)
+        cancelled = False
         for n, ev in enumerate(inp.events):
+            if cancel_at is not None and not cancelled and ev.offset_s > cancel_at - t0:
+                cancelled = self._cancel(run_id, cancel_at)
             self.engine.advance_to(t0 + ev.offset_s)
             self.engine.send_event(
                 ev.event,
-                self._event_payload(inp, ev.step_key, ev.payload),
+                self._event_payload(identity, ev.step_key, ev.payload),
                 event_id=f"replay-{self._count}-{n}-{ev.event_id or ''}",
-                identity=inp.identity_value,
+                identity=identity,
                 occurred_at=iso(datetime.fromtimestamp(t0 + ev.offset_s, UTC)),
             )
+        if cancel_at is not None and not cancelled:
+            self._cancel(run_id, cancel_at)
         # A recorded run that had ended is replayed to its end; one that had not is
         # replayed only up to when it was recorded (a wait still open then stays open).
         horizon = t0 + HORIZON_S
@@ -149,9 +169,26 @@ class Replayer:
             fired += 1
         replayed = map_run(self.engine.get_run(run_id))
         report = compare(recorded, replayed)
+        report.notes += notes
         if fired >= MAX_TIMERS or (due is not None and due - t0 > HORIZON_S and recorded.status in TERMINAL):
             report.notes.append("stopped moving the clock: timers were still due a year after the start")
         return report
+
+
+    def _cancel(self, run_id: str, when: float) -> bool:
+        """Cancel the replayed run at ``when`` unless it has ended by then."""
+        self.engine.advance_to(when)
+        if self.engine.get_run(run_id)["status"] not in TERMINAL:
+            self.engine.cancel(run_id)
+        return True
+
+
+def _cancelled_at(recorded: Run, t0: float) -> float | None:
+    """When a cancelled recorded run was cancelled (its finish, else its last update)."""
+    if recorded.status != "cancelled":
+        return None
+    when = parse_ts(recorded.finished_at) or parse_ts(recorded.updated_at)
+    return max(t0, when.timestamp()) if when is not None else t0
 
 
 @contextmanager

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from autorun_cli.errors import UsageError
 from autorun_cli.model import Run
 from autorun_cli.timeutil import parse_ts
+
+if TYPE_CHECKING:
+    from autorun_cli.providers.base import Provider
 
 
 def is_normalized(doc: Any) -> bool:
@@ -101,6 +104,20 @@ def load_docs(source: str, stdin: IO[str] | None = None) -> Iterator[Run]:
         raise UsageError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}", hint="check the path") from None
     for doc in _docs_from_text(text, source):
         yield to_run(doc, source)
+
+
+def recorded_runs(source: str, provider: Callable[[], Provider], automation: str | None = None) -> list[Run]:
+    """The runs ``source`` names: ``-`` (ndjson on stdin), a JSON file, or a run ID
+    (``@latest`` too) of the provider ``provider()`` returns (asked only for an ID)."""
+    if looks_like_file(source):
+        runs = list(load_docs(source))
+        if not runs:
+            raise UsageError(f"{'stdin' if source == '-' else source} holds no runs", hint="pass ndjson from `autorun list -o ndjson --raw`")
+        return runs
+    from autorun_cli.fetch import resolve_id
+
+    p = provider()
+    return [p.get_run(resolve_id(p, source, automation))]
 
 
 def looks_like_file(source: str) -> bool:

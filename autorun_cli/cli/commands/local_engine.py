@@ -305,6 +305,15 @@ def engine_work(
         out.data(result, ids=lambda r: [])  # no run IDs to print: -o id prints nothing
 
 
+def _register_draft() -> None:
+    from autorun_cli.cli.commands.draft import draft_cmd
+
+    automations_app.command("draft")(common(draft_cmd))
+
+
+_register_draft()
+
+
 def register(app: typer.Typer, name: str) -> None:
     if name in ("demo", "trigger"):
         app.command(name)(common(demo_cmd if name == "demo" else trigger_cmd))

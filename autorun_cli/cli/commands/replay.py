@@ -16,17 +16,9 @@ if TYPE_CHECKING:
 
 
 def _recorded(s: Session, source: str) -> list[Run]:
-    from autorun_cli.errors import UsageError
-    from autorun_cli.fetch import resolve_id
-    from autorun_cli.replay.source import load_docs, looks_like_file
+    from autorun_cli.replay.source import recorded_runs
 
-    if looks_like_file(source):
-        runs = list(load_docs(source))
-        if not runs:
-            raise UsageError(f"{'stdin' if source == '-' else source} holds no runs", hint="pass ndjson from `autorun list -o ndjson --raw`")
-        return runs
-    provider = s.provider
-    return [provider.get_run(resolve_id(provider, source, s.settings.automation))]
+    return recorded_runs(source, lambda: s.provider, s.settings.automation)
 
 
 def _definitions(path: str | None, recorded: list[Run]) -> list[tuple[Definition, list[int]]]:
