@@ -195,3 +195,69 @@ def test_draft_of_a_malformed_id_is_exit_2_before_any_request(api_server):
     result = cli(api_server, "tenant", "automations", "draft", "12345")
     assert result.exit_code == 2
     assert api_server.requests == []
+
+
+# -- replay of history in CI: draft once, replay every run of the automation ------------
+
+
+def test_history_of_an_automation_replays_against_a_draft_one_line_per_run(api_server, isolated):
+    from apiserver import SENDREALM_AUTOMATION, _status
+
+    api_server.state.generate("sendrealm", 14)
+    env = {"AUTORUN_AUTOMATION_ID": SENDREALM_AUTOMATION, "COLUMNS": "200"}
+    path = isolated / "receipt.toml"
+    assert cli(api_server, "sendrealm", "automations", "draft", gen_id("sendrealm", 0), "--file", str(path), **env).exit_code == 0
+    history = cli(api_server, "sendrealm", "list", "--all", "-o", "ndjson", **env)
+    assert len(history.stdout.splitlines()) == 14
+    before = len(api_server.requests)
+    failed = [gen_id("sendrealm", i) for i in range(14) if _status("sendrealm", i) == "failed"]
+    assert len(failed) == 2
+
+    env = api_server.env("sendrealm", **env)
+    table = runner.invoke(app, ["replay", "-", "-d", str(path)], input=history.stdout, env=env)
+    assert table.exit_code == 1
+    # Sendrealm lists hold summaries: each run was read in full, once, before replaying.
+    reads = [(r["method"], r["path"]) for r in api_server.requests[before:]]
+    assert sorted(reads) == sorted(("GET", f"/automation-runs/{gen_id('sendrealm', i)}") for i in range(14))
+    assert "read 14 of 14 runs in full: the list held summaries without steps" in table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[-1] == "14 replayed: 12 match, 2 diverge"
+    assert len(lines) == 15
+    diverged = [line.split()[1] for line in lines[:-1] if line.startswith("✗ ")]
+    assert sorted(diverged) == sorted(failed)  # the draft's receipt is sent; theirs failed
+    assert all("diverged at step 'send_receipt': status was 'failed' when recorded" in line
+               for line in lines if line.startswith("✗ "))
+    assert table.stderr.splitlines()[1].startswith("error: 2 of 14 replayed runs diverged; first: ")
+
+    doc = runner.invoke(app, ["replay", "-", "-d", str(path), "-o", "json"], input=history.stdout, env=env)
+    assert doc.exit_code == 1
+    parsed = json.loads(doc.stdout)
+    assert parsed["summary"] == {"replayed": 14, "match": 12, "diverge": 2}
+    assert [r["run_id"] for r in parsed["results"]] == [json.loads(line)["id"] for line in history.stdout.splitlines()]
+    assert {r["run_id"] for r in parsed["results"] if not r["match"]} == set(failed)
+    # Nothing but reads reached the API.
+    assert {r["method"] for r in api_server.requests} == {"GET"}
+
+
+def test_full_runs_on_stdin_are_replayed_without_reading_them_again(api_server, isolated):
+    from apiserver import SENDREALM_AUTOMATION
+
+    api_server.state.generate("sendrealm", 3)
+    env = api_server.env("sendrealm", AUTORUN_AUTOMATION_ID=SENDREALM_AUTOMATION)
+    full = runner.invoke(app, ["show", *(gen_id("sendrealm", i) for i in range(3)), "-o", "ndjson"], env=env)
+    path = isolated / "receipt.toml"
+    assert runner.invoke(app, ["automations", "draft", gen_id("sendrealm", 0), "--file", str(path)], env=env).exit_code == 0
+    before = len(api_server.requests)
+    result = runner.invoke(app, ["replay", "-", "-d", str(path)], input=full.stdout, env=env)
+    assert result.exit_code == 0, result.stdout
+    assert len(api_server.requests) == before
+    assert result.stdout.splitlines()[-1] == "3 replayed: 3 match, 0 diverge"
+
+
+def test_history_that_all_matches_exits_0():
+    seed = (FIX / "seeds" / "sendrealm_run.json").read_text()
+    one = json.dumps(json.loads(seed))
+    definition = FIX / "replay" / "order_receipt.toml"
+    result = runner.invoke(app, ["replay", "-", "-d", str(definition)], input=one + "\n" + one + "\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "2 replayed: 2 match, 0 diverge"

@@ -734,11 +734,13 @@ def test_replay_show_json_file_round_trip(demo_home, isolated):
 def test_replay_ndjson_on_stdin(demo_home):
     ndjson = ok("list", "--status", "completed,timed_out,waiting", "-o", "ndjson").stdout
     assert len(ndjson.splitlines()) == 4
-    reports = as_json("replay", "-", input=ndjson)
+    doc = as_json("replay", "-", input=ndjson)
+    reports = doc["results"]
     assert isinstance(reports, list) and len(reports) == 4
     assert all(r["match"] for r in reports), [r["first_divergence"] for r in reports]
+    assert doc["summary"] == {"replayed": 4, "match": 4, "diverge": 0}
     table = ok("replay", "-", input=ndjson, env=WIDE)
-    assert "4 runs replayed, all match" in table.stderr
+    assert table.stdout.splitlines()[-1] == "4 replayed: 4 match, 0 diverge"
 
 
 def test_replay_by_id_latest_unknown_and_malformed(demo_home):

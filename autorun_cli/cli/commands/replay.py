@@ -18,7 +18,36 @@ if TYPE_CHECKING:
 def _recorded(s: Session, source: str) -> list[Run]:
     from autorun_cli.replay.source import recorded_runs
 
-    return recorded_runs(source, lambda: s.provider, s.settings.automation)
+    return _in_full(s, recorded_runs(source, lambda: s.provider, s.settings.automation))
+
+
+def _in_full(s: Session, runs: list[Run]) -> list[Run]:
+    """Runs of the current API that came without steps (a list that holds summaries,
+    as Sendrealm's does) are read in full first, concurrently, so that
+    `autorun list -o ndjson | autorun replay -` compares what the runs did."""
+    if s.settings.provider == "local":
+        return runs
+    thin = [i for i, run in enumerate(runs) if not run.steps and run.provider == s.settings.provider]
+    if not thin:
+        return runs
+    from autorun_cli.errors import AutorunError
+    from autorun_cli.fetch import concurrency, map_bounded
+
+    provider = s.provider
+
+    def one(i: int) -> Run | AutorunError:
+        try:
+            return provider.get_run(runs[i].id)
+        except AutorunError as exc:
+            return exc
+
+    full = list(runs)
+    for i, got in zip(thin, map_bounded(one, thin, concurrency()), strict=True):
+        if isinstance(got, AutorunError):
+            raise got
+        full[i] = got
+    s.out.info(f"read {len(thin)} of {len(runs)} runs in full: the list held summaries without steps", style="dim")
+    return full
 
 
 def _definitions(path: str | None, recorded: list[Run]) -> list[tuple[Definition, list[int]]]:
@@ -130,7 +159,6 @@ def replay_cmd(
     """Re-execute recorded runs on the local engine on a virtual clock, with their
     recorded trigger, identity and inbound events, and report the first step where
     the replay diverges. Nothing leaves the machine. Exit 1 on a divergence."""
-    from autorun_cli.errors import RunFailedError
     from autorun_cli.replay.runner import replay_runs
 
     with Session(opts) as s:
@@ -143,48 +171,68 @@ def replay_cmd(
             for i, report in zip(positions, replay_runs([recorded[i] for i in positions], defn), strict=True):
                 by_position[i] = report
         reports = [by_position[i] for i in range(len(recorded))]
-        out = s.out
-        if out.mode == "json":
-            out.print_json(reports[0].to_json() if len(reports) == 1 and source != "-" else [r.to_json() for r in reports])
-        elif out.mode == "ndjson":
-            out.data([r.to_json() for r in reports])
-        elif out.mode == "id":
-            out.data([r.run_id for r in reports if not r.match], ids=lambda ids: ids)
-        elif len(reports) == 1:
-            out.out.print(_report_view(reports[0]))
-        else:
-            from rich.text import Text
+        _print(s, reports, many=len(reports) > 1 or source == "-")
 
-            from autorun_cli.render import safe
-            from autorun_cli.render.layout import Col, FitTable
 
-            t = FitTable(Col("RUN"), Col("RESULT", priority=1), Col("FIRST DIVERGENCE", "fold", min_width=20, label=""))
-            for r in reports:
-                t.add_row(
-                    safe(r.run_id),
-                    Text("✓ match", style="green") if r.match else Text("✗ diverged", style="red"),
-                    safe(r.first_divergence.describe() if r.first_divergence else ""),
-                )
-            out.out.print(t)
-        diverged = [r for r in reports if not r.match]
-        if diverged:
-            first = diverged[0]
-            err = RunFailedError(
-                f"{len(diverged)} of {len(reports)} replayed runs diverged; first: {first.run_id}, {first.first_divergence.describe() if first.first_divergence else ''}",
-                hint="compare the automation with what the run did: autorun show " + first.run_id,
-                code="diverged",
-            )
-            if out.mode in ("json", "ndjson"):
-                # The report is the one JSON document on stdout; the verdict goes to stderr.
-                from autorun_cli.cli.output import report_error
+def summary(reports: list[Report]) -> dict[str, int]:
+    diverged = sum(1 for r in reports if not r.match)
+    return {"replayed": len(reports), "match": len(reports) - diverged, "diverge": diverged}
 
-                report_error(err, "table")
-                raise typer.Exit(err.exit_code)
-            raise err
-        if out.mode == "table":
-            from autorun_cli.cli.output import plural
 
-            out.info(f"{plural(len(reports), 'run')} replayed, " + ("all match" if len(reports) > 1 else "it matches"))
+def summary_line(counts: dict[str, int]) -> str:
+    """``200 replayed: 196 match, 4 diverge``."""
+    return f"{counts['replayed']} replayed: {counts['match']} match, {counts['diverge']} diverge"
+
+
+def _print(s: Session, reports: list[Report], *, many: bool) -> None:
+    """One report in full; many (a history: ``-`` or a file of runs) as one line each
+    and a summary, or -o json ``{"results": [...], "summary": {...}}``. Exit 1 when
+    any run diverged."""
+    from autorun_cli.errors import RunFailedError
+
+    out = s.out
+    counts = summary(reports)
+    if out.mode == "json":
+        out.print_json({"results": [r.to_json() for r in reports], "summary": counts} if many else reports[0].to_json())
+    elif out.mode == "ndjson":
+        out.data([r.to_json() for r in reports])
+    elif out.mode == "id":
+        out.data([r.run_id for r in reports if not r.match], ids=lambda ids: ids)
+    elif not many:
+        out.out.print(_report_view(reports[0]))
+    else:
+        from rich.text import Text
+
+        from autorun_cli.textsafe import clean
+
+        width = max(len(clean(r.run_id)) for r in reports)
+        for r in reports:
+            line = Text("✓ " if r.match else "✗ ", style="green" if r.match else "red")
+            line.append(clean(r.run_id).ljust(width), style="bold")
+            if r.match:
+                line.append(f"  match ({clean(r.replayed_status)})")
+            else:
+                d = r.first_divergence
+                line.append("  diverged at " + (clean(d.describe()) if d else "the run's end"), style="red")
+            out.out.print(line, soft_wrap=True)
+        out.out.print(Text(summary_line(counts), style="bold"), soft_wrap=True)
+    diverged = [r for r in reports if not r.match]
+    if diverged:
+        first = diverged[0]
+        err = RunFailedError(
+            f"{len(diverged)} of {len(reports)} replayed runs diverged; first: {first.run_id}, {first.first_divergence.describe() if first.first_divergence else ''}",
+            hint="compare the automation with what the run did: autorun show " + first.run_id,
+            code="diverged",
+        )
+        if out.mode in ("json", "ndjson"):
+            # The report is the one JSON document on stdout; the verdict goes to stderr.
+            from autorun_cli.cli.output import report_error
+
+            report_error(err, "table")
+            raise typer.Exit(err.exit_code)
+        raise err
+    if out.mode == "table" and not many:
+        out.info("1 run replayed, it matches")
 
 
 def register(app: typer.Typer, name: str = "replay") -> None:
