@@ -205,8 +205,9 @@ TENANT_LOG = {"timestamp": TIMES, "level": st.sampled_from(["debug", "info", "wa
 TENANT = {
     "execution_id": st.uuids().map(str), "automation_rule_id": st.uuids().map(str), "trigger_data": JSON,
     "status": st.sampled_from(list(tenant.STATUS_TABLE) + ["timed_out", "weird"]), "started_at": TIMES,
-    "completed_at": TIMES, "duration_ms": NUMBERS, "actions_total": st.integers(-3, 40) | NUMBERS,
+    "completed_at": TIMES, "duration_ms": NUMBERS, "actions_total": st.integers(-3, 40) | st.sampled_from(["3", 3.0, 2.5, "-1", "²", "1e400", True]),
     "actions_successful": NUMBERS, "actions_failed": NUMBERS, "error_message": TEXT, "error_stack": TEXT,
+    # (A huge actions_total is capped at 10,000 steps, tested in test_provider_tenant: too slow to render here.)
     "failed_action_index": NUMBERS, "execution_context": st.fixed_dictionaries({}, optional={"dry_run": JSON}) | JSON,
     "logs": objects(TENANT_LOG), "tenant": TEXT,
     "_links": st.dictionaries(st.sampled_from(["self", "retry", "rule", "edit"]),
