@@ -284,8 +284,10 @@ def test_a_selection_that_matches_nothing_is_exit_0(server, mode):
     assert writes(server) == []
 
 
-@pytest.mark.parametrize("provider,automation", [("plannr", None), ("sendrealm", "aut_load")])
-@pytest.mark.parametrize("command", ["retry", "cancel"])
+@pytest.mark.parametrize("provider,automation,command", [
+    ("plannr", None, "retry"), ("sendrealm", "aut_load", "retry"),
+    ("plannr", None, "cancel"), ("sendrealm", "aut_load", "cancel"), ("tenant", None, "cancel"),
+])
 def test_providers_without_the_operation_refuse_many_runs_before_any_request(server, provider, automation, command):
     extra = {"AUTORUN_AUTOMATION_ID": automation} if automation else {}
     result = cli(server, provider, command, "--status", "failed", "--yes", **extra)

@@ -713,3 +713,34 @@ def test_the_live_view_names_an_outage_in_its_footer(clock, tty):
     final = result.stdout.rsplit("Status", 1)[1]
     assert "polling has failed" not in final  # the last frame is the final state
     assert "warning:" not in result.stderr  # the footer says it, not stderr
+
+
+# -- retry of many runs, then --wait --------------------------------------------------
+
+
+def test_bulk_retry_wait_follows_every_retried_run_and_adds_their_end_to_the_array(clock):
+    FakeProvider.reset({
+        "a": [run_doc("a", "failed"), run_doc("a", "running"), run_doc("a", "completed")],
+        "b": [run_doc("b", "failed"), run_doc("b", "running"), run_doc("b", "failed")],
+        "c": [run_doc("c", "completed")],
+    })
+    result = fake("retry", "a", "b", "c", "--yes", "--wait", "--interval", "1", "-o", "json")
+    # c could not be retried (exit 4), which comes before b failing again (1).
+    assert result.exit_code == 4
+    doc = json.loads(result.stdout)
+    assert [(e["id"], e["status"], e["error"] and e["error"]["code"]) for e in doc] == [
+        ("a", "completed", None), ("b", "failed", None), ("c", None, "not_retryable")]
+    assert ops("retry") == [("retry", "a"), ("retry", "b")]
+
+
+def test_bulk_retry_wait_exits_1_when_a_retried_run_fails_again(clock):
+    FakeProvider.reset({
+        "a": [run_doc("a", "failed"), run_doc("a", "running"), run_doc("a", "completed")],
+        "b": [run_doc("b", "failed"), run_doc("b", "running"), run_doc("b", "failed")],
+    })
+    result = fake("retry", "a", "b", "--yes", "--wait", "--interval", "1")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["✓ a  retried (running)", "✓ b  retried (running)"]
+    assert lines[-1].endswith("b - failed") or lines[-1].endswith("a - completed")
+    assert "error: run b ended failed" in result.stderr
