@@ -90,10 +90,3 @@ class WatchTimeoutError(AutorunError):
     exit_code = EXIT_WATCH_TIMEOUT
     code = "timeout"
 
-
-def redact(text: str, secrets: list[str] | tuple[str, ...] | None) -> str:
-    """Replace every secret in ``text`` so no token reaches any output."""
-    for secret in secrets or ():
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text

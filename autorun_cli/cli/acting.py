@@ -411,7 +411,6 @@ class Report:
         self.seen: list[Outcome] = []
 
     def add(self, o: Outcome) -> None:
-        import json
 
         self.seen.append(o)
         mode = self.out.mode
@@ -426,13 +425,11 @@ class Report:
             line.append("  " + describe(o, self.action), style="red" if o.error is not None else "")
             self.out.out.print(line, soft_wrap=True)
         elif mode == "ndjson":
-            sys.stdout.write(json.dumps(o.to_json(), ensure_ascii=False, default=str) + "\n")
-            sys.stdout.flush()
+            self.out.ndjson(o.to_json())
         elif mode == "id":
             # The runs acted on (or that would be); failures are on stderr.
             if o.error is None:
-                sys.stdout.write((o.new_id or o.id) + "\n")
-                sys.stdout.flush()
+                self.out.line(o.new_id or o.id)
 
     def finish(self, after: AutorunError | None = None) -> None:
         """The JSON array (-o json), the summary on stderr, the exit code: the first

@@ -2,6 +2,13 @@
 
 Commands hand it data; it renders a table (Rich) or JSON/NDJSON/IDs. Rich is
 imported only when a table or a styled message is actually drawn.
+
+Everything written here passes the one sanitiser (:mod:`autorun_cli.textsafe`):
+text outside JSON has its control characters escaped and the configured secrets
+masked — IDs and lines (``line``), messages (``info``, ``warn``, errors), and every
+segment a Rich console draws, whatever renderable a command hands it; JSON
+documents have the secrets masked in every string. Commands write stdout only
+through this object.
 """
 
 from __future__ import annotations
@@ -27,7 +34,18 @@ def plural(n: int, noun: str) -> str:
 
 
 def _dumps(obj: Any, indent: int | None = 2) -> str:
-    return json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+    """JSON text of ``obj`` with the configured secrets masked in every string."""
+    from autorun_cli import textsafe
+
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+    if textsafe.leaks(text):  # rare: only then walk the document
+        text = json.dumps(textsafe.redact_data(obj), indent=indent, ensure_ascii=False, default=str)
+    return text
+
+
+def json_line(obj: Any) -> str:
+    """One compact JSON document on one line (ndjson), secrets masked."""
+    return _dumps(obj, indent=None)
 
 
 _console_class: Any = None
@@ -41,6 +59,9 @@ def console_class() -> type[Console]:
     global _console_class
     if _console_class is None:
         from rich.console import Console
+        from rich.segment import Segment
+
+        from autorun_cli.textsafe import clean
 
         class PipeQuietConsole(Console):
             def on_broken_pipe(self) -> None:
@@ -49,6 +70,15 @@ def console_class() -> type[Console]:
 
             def print(self, *objects: Any, crop: bool = False, **kwargs: Any) -> None:
                 super().print(*objects, crop=crop, **kwargs)
+
+            def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+                # The net under every renderable: the text of each segment passes the
+                # sanitiser (Rich's own control segments, e.g. Live's cursor moves, and
+                # the styles it adds around the text are left alone). Renderers clean
+                # their cells before layout; this catches what one forgets.
+                return super()._render_buffer(
+                    seg if seg.control or not seg.text else Segment(clean(seg.text), seg.style) for seg in buffer
+                )
 
         _console_class = PipeQuietConsole
     return _console_class
@@ -79,13 +109,15 @@ def emit_jq(program: Any, obj: Any) -> None:
     a string bare, anything else compact JSON. A failure at run time (`.a` on an
     array...) is bad input, exit 2 with jq's message, after the results before it."""
     from autorun_cli.errors import UsageError
+    from autorun_cli.textsafe import clean
 
     write = sys.stdout.write
-    # Text in, so values json can only show with default=str still reach jq.
+    # Text in, so values json can only show with default=str still reach jq. The
+    # document is redacted first; a bare string result is text outside JSON: cleaned.
     results = program.input_text(_dumps(obj, indent=None))
     try:
         for result in results:
-            write((result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, separators=(",", ":"))) + "\n")
+            write((clean(result) if isinstance(result, str) else json.dumps(result, ensure_ascii=False, separators=(",", ":"))) + "\n")
     except ValueError as exc:
         sys.stdout.flush()
         raise UsageError(
@@ -161,8 +193,10 @@ class Output:
                 write(_dumps(run.to_json(raw=raw), indent=None) + "\n")
                 count += 1
         elif self.mode == "id":
+            from autorun_cli.textsafe import clean_line
+
             for run in runs:
-                write(run.id + "\n")
+                write(clean_line(run.id) + "\n")
                 count += 1
         elif self.mode == "json":
             # Streamed array: memory stays flat however many pages --all reads. The "["
@@ -215,28 +249,44 @@ class Output:
             for item in obj if isinstance(obj, list) else [obj]:
                 sys.stdout.write(_dumps(item, indent=None) + "\n")
         elif self.mode == "id":
-            from autorun_cli.textsafe import clean
+            from autorun_cli.textsafe import clean_line
 
             # Only IDs that exist: a document without one prints nothing, never "None".
             found = ids(obj) if ids else [x.get("id") for x in (obj if isinstance(obj, list) else [obj]) if isinstance(x, dict)]
             for ident in found:
                 if ident is not None:
-                    sys.stdout.write(clean(ident) + "\n")
+                    sys.stdout.write(clean_line(ident) + "\n")
         else:
             assert table is not None
             self.out.print(table(obj))
+        sys.stdout.flush()
+
+    def line(self, text: Any) -> None:
+        """One value on its own line of stdout (an ID printed for scripts)."""
+        from autorun_cli.textsafe import clean_line
+
+        sys.stdout.write(clean_line(text) + "\n")
+        sys.stdout.flush()
+
+    def ndjson(self, obj: Any) -> None:
+        """One JSON document on its own line of stdout."""
+        sys.stdout.write(json_line(obj) + "\n")
         sys.stdout.flush()
 
     # -- messages on stderr --------------------------------------------------
     def info(self, message: str, style: str = "") -> None:
         from rich.text import Text
 
-        self.err.print(Text(message, style=style))
+        from autorun_cli.textsafe import clean
+
+        self.err.print(Text(clean(message), style=style))
 
     def warn(self, message: str) -> None:
         from rich.text import Text
 
-        self.err.print(Text("warning: ", style="yellow bold") + Text(message))
+        from autorun_cli.textsafe import clean
+
+        self.err.print(Text("warning: ", style="yellow bold") + Text(clean(message)))
 
     def error(self, err: AutorunError) -> None:
         report_error(err, "table" if self.jq is not None else self.mode)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from autorun_cli import textsafe
 from autorun_cli.cli.options import Opts
 from autorun_cli.cli.output import Output
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 class Session:
     def __init__(self, opts: Opts):
         self.opts = opts
+        textsafe.set_secrets(())  # none known until the settings are resolved
         self.out = Output(opts)
         self._settings: Settings | None = None
         self._provider: Provider | None = None
@@ -24,6 +26,8 @@ class Session:
             from autorun_cli import config
 
             self._settings = config.resolve(self.opts)
+            # From here on every output of the command masks them (textsafe).
+            textsafe.set_secrets(self._settings.secrets)
         return self._settings
 
     @property

@@ -14,12 +14,12 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from autorun_cli import jsondoc
-from autorun_cli.errors import AutorunError, BadResponseError, UsageError, redact
+from autorun_cli.errors import AutorunError, BadResponseError, UsageError
 from autorun_cli.http import errors, paging
 from autorun_cli.http.errors import ErrorHooks
 from autorun_cli.http.retry import MAX_RETRIES, RetryPolicy
 from autorun_cli.http.transport import DEFAULT_TIMEOUT, Transport
-from autorun_cli.textsafe import excerpt
+from autorun_cli.textsafe import clean_line, excerpt, redact
 
 
 class HttpClient:
@@ -63,8 +63,10 @@ class HttpClient:
 
     # -- logging -----------------------------------------------------------
     def log(self, text: str) -> None:
+        """One line of the -v request log on stderr. URLs, reason phrases and links
+        come from the server: the line passes the output sanitiser, secrets masked."""
         if self.verbose:
-            sys.stderr.write(redact(text, self.secrets) + "\n")
+            sys.stderr.write(clean_line(redact(text, self.secrets)) + "\n")
             sys.stderr.flush()
 
     def _display_url(self, url: str, params: dict[str, Any] | None) -> str:

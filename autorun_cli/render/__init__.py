@@ -361,7 +361,7 @@ def error_panel(run: Run) -> RenderableType:
     hint = next_command_hint(run)
     if hint:
         body.append("\nhint: ", style="bold")
-        body.append(hint)
+        body.append(clean(hint))
     return _ErrorBox(body)
 
 

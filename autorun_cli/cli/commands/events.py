@@ -165,7 +165,7 @@ def send_cmd(
             if mode == "json":
                 s.out.print_json(answer)
             else:
-                _ndjson(answer)
+                s.out.ndjson(answer)
             if facts["deduplicated"]:
                 s.out.info("duplicate event: nothing new resumed", style="yellow")
             return
@@ -186,15 +186,7 @@ def send_cmd(
                     what += f"; resumed {n} run{'s' if n != 1 else ''}"
                 s.out.info(what)
         for rid in resumed:
-            sys.stdout.write(rid + "\n")
-        sys.stdout.flush()
-
-
-def _ndjson(answer: Any) -> None:
-    import json
-
-    sys.stdout.write(json.dumps(answer, ensure_ascii=False, default=str) + "\n")
-    sys.stdout.flush()
+            s.out.line(rid)
 
 
 def register(root: typer.Typer, name: str = "events") -> None:

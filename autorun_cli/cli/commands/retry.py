@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -91,8 +90,7 @@ def _retry_one(
             where = f" from step {from_step}" if from_step is not None else ""
             arrow = f"retried {rid}{where} → {new.id}" if new.id != rid else f"retried {rid}{where}"
             s.out.info(f"{arrow} ({new.status})")
-        sys.stdout.write(new.id + "\n")
-        sys.stdout.flush()
+        s.out.line(new.id)
     elif not wait:
         s.out.run_details([new], raw=raw)
     if wait:
