@@ -48,6 +48,8 @@ class HttpClient:
         self.hooks = error_parser or ErrorHooks
         self.transport = Transport(self.base_url, headers, timeout=timeout, deadline=deadline, transport=transport)
         self.retry = RetryPolicy(max_retries=max_retries, log=self.log)
+        # List pages read so far (paginate counts them; progress bars show them).
+        self.pages = 0
 
     # Kept for tests and callers that reach the pools directly.
     @property

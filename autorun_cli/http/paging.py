@@ -100,6 +100,7 @@ def paginate(
             )
         doc = http.get_json(url, params)
         pages += 1
+        http.pages += 1
         items = extract_items(doc)
         if items is None:
             raise BadResponseError(

@@ -174,6 +174,11 @@ class Provider(ABC):
         self.settings = settings
         self.http = http
 
+    @property
+    def pages_read(self) -> int:
+        """List pages read so far, for progress (``1,200 runs · 12 pages``)."""
+        return self.http.pages if self.http is not None else 0
+
     # -- documents given by the user (replay) ------------------------------
     @classmethod
     def recognizes(cls, doc: Any) -> bool:

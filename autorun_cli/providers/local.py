@@ -108,6 +108,7 @@ class LocalProvider(Provider):
     def __init__(self, settings: Settings, http: Any = None):
         super().__init__(settings, http)
         self._engine: Engine | None = None
+        self._pages = 0
 
     @property
     def engine(self) -> Engine:
@@ -117,6 +118,10 @@ class LocalProvider(Provider):
             self._engine = Engine.open(self.settings.home)
             self._engine.work()  # due timers and retries move on whenever the store is opened
         return self._engine
+
+    @property
+    def pages_read(self) -> int:
+        return self._pages
 
     def _full_pages(self, query: ListQuery) -> Iterator[dict[str, Any]]:
         offset = 0
@@ -136,6 +141,7 @@ class LocalProvider(Provider):
                 # Full runs, so `list -o ndjson` carries the timeline like `show` does.
                 full=True,
             )
+            self._pages += 1
             yield from page
             if len(page) < size:
                 return

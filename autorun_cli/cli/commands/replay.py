@@ -166,10 +166,16 @@ def replay_cmd(
 
         with paused_gc():
             recorded = _recorded(s, source)
+        from autorun_cli.cli.progress import Progress
+
         by_position: dict[int, Report] = {}
-        for defn, positions in _definitions(definition, recorded):
-            for i, report in zip(positions, replay_runs([recorded[i] for i in positions], defn), strict=True):
-                by_position[i] = report
+        groups = _definitions(definition, recorded)
+        # A bar on stderr (a terminal only) while many runs replay; results print after.
+        with Progress("replaying runs", total=len(recorded), color=s.out.color) as progress:
+            for defn, positions in groups:
+                reports_of = progress.track(replay_runs([recorded[i] for i in positions], defn), close=False)
+                for i, report in zip(positions, reports_of, strict=True):
+                    by_position[i] = report
         reports = [by_position[i] for i in range(len(recorded))]
         _print(s, reports, many=len(reports) > 1 or source == "-")
 

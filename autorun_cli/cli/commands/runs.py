@@ -33,9 +33,20 @@ def list_cmd(
     from autorun_cli.listing import list_runs
 
     query = build_query(status=status, since=since, until=until, limit=limit, all_=all_, sort=sort, uuid=uuid, client_uuids=client_uuids)
+    from autorun_cli.cli.progress import Progress
+
     with Session(opts) as s:
         query.automation = s.settings.automation
-        count = s.out.runs(list_runs(s.provider, query), raw=raw)
+        provider = s.provider
+
+        def pages() -> str:
+            n = provider.pages_read
+            return f"· {n:,} page{'s' if n != 1 else ''}"
+
+        # Runs so far and pages, on stderr while the pages come (a table waits for the
+        # last; json/ndjson/id stream, and on a terminal that output is the progress).
+        with Progress("listing runs", color=s.out.color, streams=s.out.mode != "table") as progress:
+            count = s.out.runs(progress.track(list_runs(provider, query), note=pages), raw=raw)
         if count == 0 and s.out.mode == "table":
             s.out.info("no runs match", style="dim")
 
@@ -63,7 +74,10 @@ def show_cmd(
             run_id = resolve_id(s.provider, ids[0], s.settings.automation)
             s.out.print_json(s.provider.get_run_document(run_id, raw=raw))
             return
-        runs, errors = fetch_runs(s.provider, ids, concurrency=concurrency(), automation=s.settings.automation)
+        from autorun_cli.cli.progress import Progress
+
+        with Progress("reading runs", total=len(ids), color=s.out.color) as progress:
+            runs, errors = fetch_runs(s.provider, ids, concurrency=concurrency(), automation=s.settings.automation, progress=progress.track)
         if runs:
             s.out.run_details(runs, raw=raw, single=len(ids) == 1)
             if svg is not None or html is not None:

@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from autorun_cli.cli.options import Opts, common
+from autorun_cli.cli.selection import LIMIT_MAX, AllOpt, SinceOpt, StatusOpt, UntilOpt
 from autorun_cli.cli.session import Session
 
 if TYPE_CHECKING:
     from autorun_cli.cli.progress import Progress
     from autorun_cli.errors import AutorunError
     from autorun_cli.providers.base import ListQuery, Provider
-
-FILTERS = "Filters"
-
 
 def read_runs(
     provider: Provider, query: ListQuery, *, concurrency: int, progress: Progress, errors: list[AutorunError]
@@ -29,9 +27,13 @@ def read_runs(
     """
     from autorun_cli.errors import AutorunError
 
+    def pages() -> str:
+        n = provider.pages_read
+        return f"· {n:,} page{'s' if n != 1 else ''}"
+
     whole = provider.iter_run_documents(query)
     if whole is not None:
-        yield from progress.track(whole)
+        yield from progress.track(whole, note=pages)
         return
     from autorun_cli.fetch import iter_fetch
     from autorun_cli.listing import list_runs, select
@@ -41,7 +43,7 @@ def read_runs(
         listed = select(provider.iter_runs(query), query, server_sorted=True, server_filters=provider.server_filters)
     else:
         listed = list_runs(provider, query)
-    for result in progress.track(iter_fetch(provider, (r.id for r in listed), concurrency=concurrency)):
+    for result in progress.track(iter_fetch(provider, (r.id for r in listed), concurrency=concurrency), note=pages):
         if isinstance(result, AutorunError):
             errors.append(result)
         else:
@@ -50,11 +52,11 @@ def read_runs(
 
 def stats_cmd(
     opts: Opts,
-    status: Annotated[str | None, typer.Option("--status", help="Only runs with these statuses, comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only runs created since: a duration ago (2h, 3d) or an ISO time.", rich_help_panel=FILTERS, show_default=False)] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Only runs created until: a duration ago or an ISO time.", rich_help_panel=FILTERS, show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="The newest this many runs.", min=1)] = 200,
-    all_: Annotated[bool, typer.Option("--all", help="Every run that matches (overrides --limit).")] = False,
+    status: StatusOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N", help="The newest this many runs (1 to 1000000; more: --all).", min=1, max=LIMIT_MAX)] = 200,
+    all_: AllOpt = False,
 ) -> None:
     """Aggregate over runs: counts by status, run durations, per step the failure
     rate and p50/p95 durations, wait outcomes and the most frequent errors.
@@ -65,23 +67,14 @@ def stats_cmd(
     counts once per run, by its last attempt.
     """
     from autorun_cli.cli.progress import Progress
-    from autorun_cli.errors import UsageError
-    from autorun_cli.providers.base import ListQuery
-    from autorun_cli.stats import Stats
-    from autorun_cli.status import parse_status_list
-    from autorun_cli.timeutil import parse_when
-
-    try:
-        since_dt = parse_when(since) if since else None
-        until_dt = parse_when(until) if until else None
-    except ValueError as exc:
-        raise UsageError(str(exc), hint="e.g. --since 2h, --since 2026-06-01, --until 2026-06-08T14:00:00Z") from None
-    statuses = parse_status_list(status)
+    from autorun_cli.cli.selection import build_query
     from autorun_cli.fetch import concurrency as configured_concurrency
+    from autorun_cli.stats import Stats
 
+    query = build_query(status=status, since=since, until=until, limit=limit, all_=all_)
     concurrency = configured_concurrency()
     with Session(opts) as s:
-        query = ListQuery(statuses=statuses, since=since_dt, until=until_dt, automation=s.settings.automation, limit=None if all_ else limit)
+        query.automation = s.settings.automation
         errors: list[AutorunError] = []
         stats = Stats()
         from autorun_cli.replay.runner import paused_gc
