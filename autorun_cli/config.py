@@ -24,6 +24,7 @@ PROFILE_KEYS = {
     "retry_path": "path template of the retry endpoint",
     "cancel_path": "path template of the cancel endpoint",
     "events_path": "path template of the events endpoint",
+    "engine_url": "the local engine's store: sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
 }
 PATH_KEYS = ("list_path", "get_path", "retry_path", "cancel_path", "events_path")
 TOP_KEYS = {"default_profile", "profiles"}
@@ -171,4 +172,20 @@ def resolve(opts: Any) -> Any:
         home=str(home_path()),
         verbose=bool(opts.verbose),
         paths={k: profile[k] for k in PATH_KEYS if k in profile},
+        engine_url=getattr(opts, "engine_url", None) or profile.get("engine_url"),
     )
+
+
+def engine_url(opts: Any = None) -> str | None:
+    """The local engine's store: ``--engine-url`` / ``AUTORUN_ENGINE_URL`` (merged into
+    ``opts``), else the selected profile's ``engine_url``, else None (``<home>/engine.db``)."""
+    explicit = getattr(opts, "engine_url", None) or os.environ.get("AUTORUN_ENGINE_URL")
+    if explicit:
+        return explicit
+    path = config_path()
+    if not path.is_file():
+        return None
+    doc = load(path)
+    name = getattr(opts, "profile", None) or os.environ.get("AUTORUN_PROFILE") or doc.get("default_profile")
+    profile = doc.get("profiles", {}).get(name) if name else None
+    return profile.get("engine_url") if isinstance(profile, dict) else None

@@ -1,8 +1,10 @@
 """The local provider and the local engine's commands, driven through the CLI.
 
-Everything runs in-process with CliRunner on a temporary ``$AUTORUN_HOME``. The demo
-home is built once per module and copied for the tests that read it (the demo's
-failing webhook waits for its retries, about a second).
+Everything runs in-process with CliRunner on a temporary ``$AUTORUN_HOME``, once with
+the engine's default SQLite store and once on PostgreSQL (``AUTORUN_ENGINE_URL``, a
+fresh schema per test). The SQLite demo home is built once per module and copied for
+the tests that read it (the demo's failing webhook waits for its retries, about a
+second); on PostgreSQL those tests run the demo in their own schema.
 """
 
 from __future__ import annotations
@@ -37,8 +39,29 @@ def _clean_env(monkeypatch, config: Path, home: Path) -> None:
     monkeypatch.setenv("AUTORUN_CONFIG", str(config))
     monkeypatch.setenv("AUTORUN_HOME", str(home))
     for var in ("AUTORUN_PROVIDER", "AUTORUN_BASE_URL", "AUTORUN_TOKEN", "AUTORUN_PROFILE", "AUTORUN_OUTPUT",
-                "AUTORUN_AUTOMATION_ID", "AUTORUN_TENANT_ID", "AUTORUN_ACCOUNT_UUID", "NO_COLOR", "AUTORUN_DEBUG"):
+                "AUTORUN_AUTOMATION_ID", "AUTORUN_TENANT_ID", "AUTORUN_ACCOUNT_UUID", "NO_COLOR", "AUTORUN_DEBUG",
+                "AUTORUN_ENGINE_URL"):
         monkeypatch.delenv(var, raising=False)
+
+
+# Tests that never open the engine's store run once.
+STORE_FREE = {"test_automations_validate_refuses_bad_files_with_field_path", "test_automations_validate_good_files",
+              "test_replay_sendrealm_seed_against_definitions", "test_replay_refusals"}
+
+
+def pytest_generate_tests(metafunc) -> None:
+    kinds = ["sqlite"] if metafunc.function.__name__ in STORE_FREE else ["sqlite", "postgres"]
+    metafunc.parametrize("store_kind", kinds, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def store_kind(request, monkeypatch) -> str:
+    """Every test runs on both stores: PostgreSQL through AUTORUN_ENGINE_URL."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        request.getfixturevalue("isolated")  # its env first, then the store's URL
+        monkeypatch.setenv("AUTORUN_ENGINE_URL", url)
+    return request.param
 
 
 @pytest.fixture(autouse=True)
@@ -98,9 +121,12 @@ def demo_master(tmp_path_factory):
 
 
 @pytest.fixture
-def demo_home(demo_master, isolated):
-    """A private copy of the demo's home, so a test may change its runs."""
-    master, summary = demo_master
+def demo_home(store_kind, isolated, request):
+    """A private copy of the demo's home, so a test may change its runs (on
+    PostgreSQL: the demo, run in the test's own schema)."""
+    if store_kind == "postgres":
+        return as_json("demo")
+    master, summary = request.getfixturevalue("demo_master")
     shutil.copytree(master, isolated / "home")
     return summary
 
@@ -762,3 +788,70 @@ def test_replay_refusals():
     missing = fails(2, "replay", "no/such/run.json", "--definition", REPLAY_DEF)
     assert "cannot read no/such/run.json" in missing.stderr
     fails(2, "replay", "-", "--definition", REPLAY_DEF, input="{broken\n")
+
+
+# -- the store: engine status / migrate, --engine-url ------------------------------------
+
+def test_engine_status_counts_runs_timers_and_live_workers(isolated, store_kind):
+    ok("automations", "load", QUICK)
+    [run_id] = trigger("ping.sent", {"email": "a@example.com"}, "evt_status")
+    status = as_json("engine", "status")
+    assert set(status) == {"store", "workers", "runs", "due_timers", "pending_deliveries"}
+    assert status["store"].startswith("postgresql://" if store_kind == "postgres" else "sqlite:///")
+    assert status["runs"] == {"waiting": 1} and status["workers"] == [] and status["pending_deliveries"] == 0
+    assert status["due_timers"] == 0  # its timeout is a second away
+    time.sleep(1.2)
+    assert as_json("engine", "status")["due_timers"] == 1  # status reads only: it fires nothing
+    assert run_json(run_id)["status"] == "timed_out"  # show fires due timers as any command does
+
+    # a worker with --forever appears with its heartbeat, and leaves the list when stopped
+    stop = threading.Event()
+    from autorun_cli import config
+    from autorun_cli.engine import Engine
+
+    worker = Engine.connect(config.engine_url(None), home=isolated / "home")
+    thread = threading.Thread(target=lambda: worker.work(forever=True, poll=0.05, stop=stop.is_set))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not (seen := as_json("engine", "status")["workers"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [w["id"] for w in seen] == [worker.owner] and seen[0]["pid"] > 0 and seen[0]["last_seen"]
+    finally:
+        stop.set()
+        thread.join(10)
+        worker.close()
+    assert as_json("engine", "status")["workers"] == []
+    table = ok("engine", "status", env=WIDE).stdout
+    assert "Due timers" in table and "no live workers" in table
+
+
+def test_engine_migrate_is_idempotent(isolated, store_kind):
+    first = as_json("engine", "migrate")  # the store's first use: every migration applied
+    assert first["applied"] == list(range(1, first["schema_version"] + 1))
+    again = as_json("engine", "migrate")
+    assert again["applied"] == [] and again["schema_version"] == first["schema_version"]
+    assert "already up to date" in ok("engine", "migrate", env=WIDE).stderr
+
+
+def test_engine_url_flag_beats_env_and_profile(isolated, store_kind, monkeypatch):
+    flag_db, env_db, profile_db = (isolated / f"{n}.db" for n in ("flag", "env", "profile"))
+    (isolated / "config.toml").write_text(f'default_profile = "p"\n[profiles.p]\nprovider = "local"\nengine_url = "sqlite:///{profile_db}"\n')
+    monkeypatch.delenv("AUTORUN_ENGINE_URL", raising=False)
+    assert as_json("engine", "status")["store"] == f"sqlite:///{profile_db}"
+    monkeypatch.setenv("AUTORUN_ENGINE_URL", f"sqlite:///{env_db}")
+    assert as_json("engine", "status")["store"] == f"sqlite:///{env_db}"
+    assert as_json("engine", "status", "--engine-url", f"sqlite:///{flag_db}")["store"] == f"sqlite:///{flag_db}"
+    assert as_json("--engine-url", f"sqlite:///{flag_db}", "engine", "status")["store"] == f"sqlite:///{flag_db}"
+    # the local provider's commands read the same store
+    ok("--engine-url", f"sqlite:///{flag_db}", "demo", "-o", "id")
+    assert len(as_json("list", "--engine-url", f"sqlite:///{flag_db}")) == 5
+    assert as_json("list") == []  # the environment's store is untouched
+
+
+def test_engine_url_errors_never_show_the_password(isolated):
+    result = fails(5, "engine", "status", "--engine-url", "postgresql://app:hunter2@127.0.0.1:1/autorun")
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "postgresql://app@127.0.0.1:1/autorun" in result.stderr and "hint:" in result.stderr
+    result = fails(2, "list", "--engine-url", "mysql://app:hunter2@db/x")
+    assert "unsupported engine URL scheme 'mysql'" in result.stderr and "hunter2" not in result.stderr

@@ -188,13 +188,15 @@ def root(
     time_format: o.TimeFormatOpt = None,
     verbose: o.VerboseOpt = False,
     jq: o.JqOpt = None,
+    engine_url: o.EngineUrlOpt = None,
 ) -> None:
     """autorun: see what an automation run did, which step failed and why, which wait
     is pending and when it times out; retry it, follow it, or replay it locally.
 
     With no configuration the provider is `local`, the built-in engine: try `autorun demo`.
     """
-    ctx.obj = o.Opts(profile, provider, base_url, tenant, account, automation, output, json_, color, time_format, verbose, jq)
+    ctx.obj = o.Opts(profile, provider, base_url, tenant, account, automation, output, json_, color, time_format, verbose, jq,
+                     engine_url=engine_url)
     o.set_current(ctx.obj)
     _resume_gc()
 
@@ -222,7 +224,8 @@ COMMANDS: dict[str, str] = {
 
 # Root options that take a value, so the command name is not mistaken for one.
 ROOT_VALUE_OPTIONS = frozenset(
-    {"-p", "--profile", "--provider", "--base-url", "--tenant", "--account", "--automation", "-o", "--output", "--color", "--time-format", "--jq"}
+    {"-p", "--profile", "--provider", "--base-url", "--tenant", "--account", "--automation", "--engine-url", "-o", "--output",
+     "--color", "--time-format", "--jq"}
 )
 
 

@@ -65,6 +65,12 @@ AutomationOpt = Annotated[
     str | None,
     typer.Option("--automation", envvar="AUTORUN_AUTOMATION_ID", help="Automation (blueprint, rule) whose runs to use; generic paths need it.", rich_help_panel=SELECTION, show_default=False),
 ]
+EngineUrlOpt = Annotated[
+    str | None,
+    typer.Option("--engine-url", envvar="AUTORUN_ENGINE_URL", metavar="URL",
+                 help="The local engine's store: sqlite:///PATH (default $AUTORUN_HOME/engine.db) or postgresql://USER@HOST:PORT/DB.",
+                 rich_help_panel=SELECTION, show_default=False),
+]
 OutputOpt = Annotated[
     OutputMode | None,
     typer.Option("--output", "-o", envvar="AUTORUN_OUTPUT", help="table, json, ndjson or id.", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
@@ -103,6 +109,7 @@ COMMON: dict[str, Any] = {
     "tenant": TenantOpt,
     "account": AccountOpt,
     "automation": AutomationOpt,
+    "engine_url": EngineUrlOpt,
     "output": OutputOpt,
     "json_": JsonOpt,
     "color": ColorOpt,
@@ -139,6 +146,7 @@ class Opts:
         time_format: TimeFormat | None = None,
         verbose: bool | None = None,
         jq: str | None = None,
+        engine_url: str | None = None,
     ):
         self.profile = profile
         self.provider = provider
@@ -152,6 +160,7 @@ class Opts:
         self.time_format = time_format
         self.verbose = verbose
         self.jq = jq
+        self.engine_url = engine_url
 
     def __repr__(self) -> str:
         given = ", ".join(f"{n}={getattr(self, n)!r}" for n in _OPT_NAMES if getattr(self, n) not in (None, False))

@@ -45,6 +45,8 @@ class Delivery(EngineBase):
             done, _ = wait(list(inflight), timeout=beat, return_when=FIRST_COMPLETED)
             if done:
                 self._record([(inflight.pop(fut), fut.result()) for fut in done])
+            if self._working:
+                self._beat()
             if _time.monotonic() - last_beat >= beat:
                 last_beat = _time.monotonic()
                 # Heartbeat: keep the leases of queued and in-flight requests.

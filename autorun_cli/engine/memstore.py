@@ -50,6 +50,7 @@ class MemoryStore(Store):
         self._log_ids = itertools.count(1)
         self._leases: dict[str, dict] = {}
         self._workers: dict[str, dict] = {}
+        self.applied_on_open: list[int] = []
 
     def describe(self) -> str:
         return "memory"

@@ -166,8 +166,9 @@ class PostgresStore(Store):
             "synchronous_commit": row["sc"],
             "fsync": row["fs"],
         }
+        self.applied_on_open: list[int] = []
         if migrate and self.schema_version() < SCHEMA_VERSION:
-            self.migrate()
+            self.applied_on_open = self.migrate()
 
     # -- the store itself -----------------------------------------------------
     def describe(self) -> str:

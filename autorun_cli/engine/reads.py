@@ -48,6 +48,20 @@ class Reads(EngineBase):
             pages[table] = by_run
         return [self._run_dict(r, full=True, page=pages) for r in rows]
 
+    def status(self, live_within: float = 15.0) -> dict[str, Any]:
+        """What ``autorun engine status`` prints: the store (no password), the workers
+        seen within ``live_within`` seconds, runs by status, timers due now, and HTTP
+        deliveries pending (leased: queued or in flight on some worker)."""
+        now = self.clock.time()
+        return {
+            "store": self.store.describe(),
+            "workers": [{"id": w["id"], "host": w["host"], "pid": w["pid"], "last_seen": iso(w["last_seen"])}
+                        for w in self.store.workers(now - live_within)],
+            "runs": dict(sorted(self.store.count_runs().items())),
+            "due_timers": self.store.count_timers(due_by=now),
+            "pending_deliveries": len(self.store.leases()),
+        }
+
     def count_runs(self) -> dict[str, int]:
         """Number of runs per status."""
         return self.store.count_runs()

@@ -29,6 +29,7 @@ class Scheduling(EngineBase):
         self._stats = stats
         if forever:
             self._beat(force=True)
+        self._working = forever
         try:
             while True:
                 stats.loops += 1
@@ -55,6 +56,7 @@ class Scheduling(EngineBase):
                     continue
                 break
         finally:
+            self._working = False
             if forever:
                 self._retire()
         return stats

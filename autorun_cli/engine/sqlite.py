@@ -112,7 +112,7 @@ class SQLiteStore(Store):
             "transactions": "BEGIN IMMEDIATE for every write",
             "sqlite_version": sqlite3.sqlite_version,
         }
-        self._migrate()
+        self.applied_on_open = self.migrate()
 
     def _enter_wal(self) -> str:
         """Switch to WAL. Two processes opening a new store at once can see the
@@ -172,8 +172,6 @@ class SQLiteStore(Store):
             self.rollback()
             raise
         return applied
-
-    _migrate = migrate
 
     # -- transactions ---------------------------------------------------------
     def begin(self) -> None:

@@ -55,6 +55,8 @@ class Store(Protocol):
     """The statements the engine needs. Writes happen between ``begin`` and ``commit``."""
 
     settings: dict[str, Any]
+    #: Migrations applied when this store was opened (first use of a database).
+    applied_on_open: list[int]
     #: Errors after which the whole transaction may simply be tried again
     #: (PostgreSQL deadlocks and serialization failures; none on SQLite).
     retryable: tuple[type[BaseException], ...]

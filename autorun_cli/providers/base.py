@@ -43,7 +43,8 @@ class _Record:
 class Settings(_Record):
     """Everything resolved from flags, env, profile and defaults for one command."""
 
-    __slots__ = ("provider", "profile", "base_url", "token", "tenant", "account", "automation", "home", "verbose", "paths")
+    __slots__ = ("provider", "profile", "base_url", "token", "tenant", "account", "automation", "home", "verbose", "paths",
+                 "engine_url")
 
     def __init__(
         self,
@@ -58,6 +59,8 @@ class Settings(_Record):
         verbose: bool = False,
         # Per-profile path overrides: list_path, get_path, retry_path, cancel_path...
         paths: dict[str, str] | None = None,
+        # The local engine's store (sqlite:///PATH, postgresql://…); None: <home>/engine.db.
+        engine_url: str | None = None,
     ):
         self.provider = provider
         self.profile = profile
@@ -69,6 +72,7 @@ class Settings(_Record):
         self.home = home
         self.verbose = verbose
         self.paths = {} if paths is None else paths
+        self.engine_url = engine_url
 
     @property
     def secrets(self) -> list[str]:

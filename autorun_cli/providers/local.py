@@ -115,7 +115,7 @@ class LocalProvider(Provider):
         if self._engine is None:
             from autorun_cli.engine import Engine
 
-            self._engine = Engine.open(self.settings.home)
+            self._engine = Engine.connect(self.settings.engine_url, home=self.settings.home)
             self._engine.work()  # due timers and retries move on whenever the store is opened
         return self._engine
 

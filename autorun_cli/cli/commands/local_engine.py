@@ -1,7 +1,8 @@
-"""Commands of the local engine: ``demo``, ``trigger``, ``automations …``, ``engine work``.
+"""Commands of the local engine: ``demo``, ``trigger``, ``automations …``, ``engine …``.
 
-These always use the local engine in ``$AUTORUN_HOME``, whatever provider is selected:
-they create and move runs, which only the local engine does.
+These always use the local engine, whatever provider is selected: they create and move
+runs, which only the local engine does. Its store is ``--engine-url`` /
+``AUTORUN_ENGINE_URL`` / the profile's ``engine_url``, else ``$AUTORUN_HOME/engine.db``.
 """
 
 from __future__ import annotations
@@ -10,29 +11,39 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from autorun_cli.cli.options import JqOpt, JsonOpt, Opts, OutputOpt, common, set_current
+from autorun_cli.cli.options import EngineUrlOpt, JqOpt, JsonOpt, Opts, OutputOpt, common, set_current
 
 if TYPE_CHECKING:
     from autorun_cli.cli.output import Output
     from autorun_cli.engine import Engine
 
 automations_app = typer.Typer(help="Automation definitions of the local engine (TOML).", no_args_is_help=True)
-engine_app = typer.Typer(help="Run the local engine's due work.", no_args_is_help=True)
+engine_app = typer.Typer(help="The local engine's workers and store: work, status, migrate.", no_args_is_help=True)
 
 
-def _out(ctx: typer.Context, output: Any = None, json_: Any = False, jq: str | None = None) -> Output:
-    from autorun_cli.cli.output import output_for
+def _out(ctx: typer.Context, output: Any = None, json_: Any = False, jq: str | None = None,
+         engine_url: str | None = None) -> Output:
+    """The command's Output; its options merged with those before the command (this
+    also makes ``--engine-url`` given after the command the one ``open_engine`` uses)."""
+    from autorun_cli.cli.options import resolve
+    from autorun_cli.cli.output import Output
 
-    return output_for(ctx, output, json_, jq)
+    return Output(resolve(ctx, output=output, json_=json_, jq=jq, engine_url=engine_url))
 
 
-def open_engine() -> Engine:
-    """The engine on ``$AUTORUN_HOME``, with due timers and retries fired."""
+def open_engine(*, work: bool = True) -> Engine:
+    """The engine on the selected store, with due timers and retries fired (``work``)."""
     from autorun_cli import config
+    from autorun_cli.cli.options import current
     from autorun_cli.engine import Engine
 
-    engine = Engine.open(config.home_path())
-    engine.work()
+    engine = Engine.connect(config.engine_url(current()), home=config.home_path())
+    if work:
+        try:
+            engine.work()
+        except BaseException:
+            engine.close()
+            raise
     return engine
 
 
@@ -161,9 +172,10 @@ def automations_list(
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
+    engine_url: EngineUrlOpt = None,
 ) -> None:
     """List the automations loaded into the local engine."""
-    out = _out(ctx, output, json_, jq)
+    out = _out(ctx, output, json_, jq, engine_url)
     engine = open_engine()
     try:
         defs = engine.definitions(all_versions=all_versions)
@@ -184,9 +196,10 @@ def automations_show(
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
+    engine_url: EngineUrlOpt = None,
 ) -> None:
     """Show one automation: its trigger, identity and steps, and its TOML source."""
-    out = _out(ctx, output, json_, jq)
+    out = _out(ctx, output, json_, jq, engine_url)
     engine = open_engine()
     try:
         d = engine.definition(automation_id, version)
@@ -222,11 +235,12 @@ def automations_validate(
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
+    engine_url: EngineUrlOpt = None,
 ) -> None:
     """Check definitions without loading them; a bad one exits 2 naming the field."""
     from autorun_cli.engine import load_definitions
 
-    out = _out(ctx, output, json_, jq)
+    out = _out(ctx, output, json_, jq, engine_url)
     checked = []
     for path in paths:
         for d in load_definitions(path):
@@ -245,11 +259,12 @@ def automations_load(
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
+    engine_url: EngineUrlOpt = None,
 ) -> None:
     """Load definitions into the local engine; a changed one becomes a new version."""
     from autorun_cli.engine import load_definitions
 
-    out = _out(ctx, output, json_, jq)
+    out = _out(ctx, output, json_, jq, engine_url)
     # Every file is checked before any is stored: a bad one loads nothing at all.
     defs = [d for path in paths for d in load_definitions(path)]
     engine = open_engine()
@@ -265,33 +280,50 @@ def automations_load(
         out.data(results)
 
 
-# -- engine work ----------------------------------------------------------------------------
+# -- engine work / status / migrate ---------------------------------------------------------
 
 @engine_app.command("work")
 def engine_work(
     ctx: typer.Context,
-    forever: Annotated[bool, typer.Option("--forever", help="Keep running as a worker until Ctrl-C.")] = False,
+    forever: Annotated[bool, typer.Option("--forever", help="Keep running as a worker until SIGTERM or Ctrl-C, which finish the requests in flight and hand the rest back.")] = False,
     poll: Annotated[str, typer.Option("--poll", metavar="DURATION", help="With --forever: time between checks when idle: seconds, or 500ms, 5s (10ms to 1h).")] = "1",
+    concurrency: Annotated[int, typer.Option("--concurrency", metavar="N", min=1, max=256, help="HTTP requests this worker sends at once (1 to 256).")] = 8,
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
+    engine_url: EngineUrlOpt = None,
 ) -> None:
     """Fire due timers, retries and timeouts, and take over runs whose worker died;
-    until idle, or with --forever as a long-lived worker."""
+    until idle, or with --forever as a long-lived worker (any number of them, on any
+    number of machines, may share one PostgreSQL store)."""
+    import signal
+
     from autorun_cli import config
+    from autorun_cli.cli.options import current
     from autorun_cli.cli.output import plural
     from autorun_cli.cli.values import DAY, duration
     from autorun_cli.engine import Engine
 
-    out = _out(ctx, output, json_, jq)
+    out = _out(ctx, output, json_, jq, engine_url)
     poll_s = duration(poll, "--poll", low=0.01, high=DAY / 24, example="500ms")
-    engine = Engine.open(config.home_path())
+    engine = Engine.connect(config.engine_url(current()), home=config.home_path(), concurrency=concurrency)
+    previous: dict[Any, Any] = {}
     try:
         if forever:
-            out.info(f"working on {config.home_path()} (Ctrl-C to stop)")
+            def drain(signum: int, frame: Any) -> None:
+                if engine._stopping and signum == signal.SIGINT:
+                    raise KeyboardInterrupt  # a second Ctrl-C: stop now
+                engine.request_stop()
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, drain)
+            out.info(f"worker {engine.owner} on {engine.store.describe()}, up to {concurrency} requests at once"
+                     " (SIGTERM or Ctrl-C to stop)")
         stats = engine.work(forever=forever, poll=poll_s)
         next_due = engine.next_due()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         engine.close()
     counts = stats.as_dict()
     result: dict[str, Any] = {**counts, "next_due": next_due.isoformat() if next_due else None}
@@ -303,6 +335,81 @@ def engine_work(
         )
     else:
         out.data(result, ids=lambda r: [])  # no run IDs to print: -o id prints nothing
+
+
+@engine_app.command("status")
+def engine_status(
+    ctx: typer.Context,
+    output: OutputOpt = None,
+    json_: JsonOpt = False,
+    jq: JqOpt = None,
+    engine_url: EngineUrlOpt = None,
+) -> None:
+    """The store (its URL, never a password), the live workers, runs by status, due
+    timers and pending deliveries. Reads only: it moves no run."""
+    out = _out(ctx, output, json_, jq, engine_url)
+    engine = open_engine(work=False)
+    try:
+        status = engine.status()
+    finally:
+        engine.close()
+
+    def view(st: dict[str, Any]) -> Any:
+        from rich import box
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        from autorun_cli.render import safe
+
+        head = Table.grid(padding=(0, 2))
+        head.add_column(style="bold")
+        head.add_column()
+        head.add_row("Store", safe(st["store"]))
+        runs = ", ".join(f"{n} {s}" for s, n in sorted(st["runs"].items())) or "none"
+        head.add_row("Runs", safe(runs))
+        head.add_row("Due timers", str(st["due_timers"]))
+        head.add_row("Pending deliveries", str(st["pending_deliveries"]))
+        parts: list[Any] = [head, Text("")]
+        if st["workers"]:
+            t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Workers", title_justify="left",
+                      title_style="bold")
+            for col in ("ID", "HOST", "PID", "LAST SEEN"):
+                t.add_column(col, overflow="fold")
+            for w in st["workers"]:
+                t.add_row(safe(w["id"]), safe(w["host"]), str(w["pid"]), safe(w["last_seen"]))
+            parts.append(t)
+        else:
+            parts.append(Text("no live workers (start one with `autorun engine work --forever`)", style="dim"))
+        return Group(*parts)
+
+    out.data(status, view, ids=lambda st: [w["id"] for w in st["workers"]])
+
+
+@engine_app.command("migrate")
+def engine_migrate(
+    ctx: typer.Context,
+    output: OutputOpt = None,
+    json_: JsonOpt = False,
+    jq: JqOpt = None,
+    engine_url: EngineUrlOpt = None,
+) -> None:
+    """Create or upgrade the store's schema to this version of autorun (also done on
+    first use); safe to run again."""
+    out = _out(ctx, output, json_, jq, engine_url)
+    engine = open_engine(work=False)
+    try:
+        applied = sorted(engine.store.migrate() + list(engine.store.applied_on_open))
+        result: dict[str, Any] = {"store": engine.store.describe(), "applied": applied,
+                                  "schema_version": engine.store.schema_version()}
+    finally:
+        engine.close()
+    if out.mode == "table":
+        done = ", ".join(str(v) for v in applied)
+        out.info(f"{result['store']}: schema version {result['schema_version']}"
+                 + (f" (applied migration {done})" if done else " (already up to date)"))
+    else:
+        out.data(result, ids=lambda r: [])
 
 
 def _register_draft() -> None:
