@@ -182,17 +182,63 @@ def step_label(step: Step) -> str:
     return step.key or step.name or step.id or "?"
 
 
-def steps_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
+def steps_table(run: Run, time_format: str, now: datetime | None) -> RenderableType:
+    """The step timeline, with a waterfall column when the steps have start times:
+    laid out for the width it is drawn at (a terminal, a CI log, an SVG export)."""
+    from autorun_cli.render.waterfall import Waterfall
+
+    fall = Waterfall(run, now)
+    return _StepsView(run, fall) if fall.drawable else _steps_fit_table(run, None, 0)
+
+
+# Waterfall widths tried, widest first; INFO should keep this much room beside it.
+_BAR_WIDTHS = (40, 36, 32, 28, 24, 20, 16, 12)
+_INFO_ROOM = 28
+
+
+class _StepsView:
+    """Picks the waterfall's width at render time: as wide as fits with every column
+    inline and INFO still readable; else INFO moves under each row (FitTable's
+    detaching) and the bar keeps its room; at the narrowest, the bar goes."""
+
+    def __init__(self, run: Run, fall: Any):
+        self.run, self.fall = run, fall
+
+    def table_for(self, width: int) -> FitTable:
+        # About a fifth of the width: 16 cells in an 80-column CI log, 24 at 120.
+        most = max(_BAR_WIDTHS[-1], min(_BAR_WIDTHS[0], width // 5))
+        tables = [_steps_fit_table(self.run, self.fall, w) for w in _BAR_WIDTHS if w <= most]
+        for table in tables:  # everything inline, INFO readable
+            inline, detached, widths = table.layout(width)
+            if not detached and len(inline) == len(table.columns) and widths[len(table.columns) - 1] >= _INFO_ROOM:
+                return table
+        for table in tables:  # INFO under the rows, every other column inline
+            inline, detached, widths = table.layout(width)
+            if set(range(len(table.columns) - 1)) <= set(inline):
+                return table
+        return _steps_fit_table(self.run, self.fall, _BAR_WIDTHS[-1], optional_bar=True)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        yield self.table_for(options.max_width)
+
+    def __rich_measure__(self, console: Any, options: Any) -> Any:
+        return self.table_for(options.max_width).__rich_measure__(console, options)
+
+
+def _steps_fit_table(run: Run, fall: Any, bar_width: int, optional_bar: bool = False) -> FitTable:
     start = _start(run)
-    table = FitTable(
+    cols = [
         Col("#", justify="right", style="dim"),
         Col("STEP", "fold", min_width=12, priority=3),
         Col("STATUS", priority=2),
         Col("AT", justify="right", priority=1),
         Col("TOOK", justify="right", priority=1),
-        Col("INFO", "fold", min_width=16, label="", ratio=3),
-        title="Steps",
-    )
+    ]
+    if fall is not None:
+        # The shared time axis: 0 on the left, the run's whole time on the right.
+        cols.append(Col(fall.header(bar_width), optional=optional_bar, priority=0))
+    cols.append(Col("INFO", "fold", min_width=16, label="", ratio=3))
+    table = FitTable(*cols, title="Steps")
     for i, step in enumerate(run.steps, 1):
         label = safe(step_label(step))
         if step.attempt and step.attempt > 1:
@@ -200,14 +246,19 @@ def steps_table(run: Run, time_format: str, now: datetime | None) -> FitTable:
         second = [x for x in (step.name if step.name != step_label(step) else None, step.type) if x]
         if second:
             label.append("\n" + " · ".join(clean(x) for x in second), style="dim")
-        table.add_row(
-            str(i),
+        cells: list[Text] = [
+            Text(str(i)),
             label,
             status_text(step.status),
             Text(_offset(step.started_at, start), style="dim"),
             Text(human_duration(step.duration_ms)),
-            _step_detail(step),
-        )
+        ]
+        if fall is not None:
+            bar = fall.bar(i - 1, step, bar_width)
+            bar.append(" " * (bar_width - bar.cell_len))  # every row as wide as the axis
+            cells.append(bar)
+        cells.append(_step_detail(step))
+        table.add_row(*cells)
     return table
 
 
