@@ -51,24 +51,51 @@ def to_run(doc: Any, origin: str) -> Run:
     )
 
 
+_NOT_JSON_HINT = "pass a file written by `autorun show ID -o json`, or ndjson from `autorun list -o ndjson`"
+_TOO_BIG_HINT = (
+    "replay fewer runs at once: split the ndjson (e.g. `split -l 10000 runs.ndjson part-`) "
+    "or select fewer with `autorun list`"
+)
+
+
+def read_text(source: str, stdin: IO[str] | None = None) -> str:
+    """All of a file of recorded runs, or of stdin for ``-``, bounded (``inputs``)."""
+    from autorun_cli import inputs
+
+    return inputs.read_text(source, stdin, what="recorded runs", hint=_TOO_BIG_HINT)
+
+
+def _decode(text: str, origin: str) -> Any:
+    """One JSON document from outside; nesting deeper than any run document (a
+    100,000-deep array) is refused as bad input (exit 2) naming where it came from."""
+    from autorun_cli import jsondoc
+
+    try:
+        return jsondoc.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # jsondoc.DocumentError: too deep
+        raise UsageError(f"{origin} is not a run document: {exc}", hint=_NOT_JSON_HINT) from None
+
+
 def _docs_from_text(text: str, origin: str) -> list[Any]:
     text = text.strip()
     if not text:
         raise UsageError(f"{origin} is empty", hint="pass a JSON run document, or ndjson with one run per line")
     try:
-        doc = json.loads(text)
+        doc = _decode(text, origin)
     except json.JSONDecodeError as whole:
         docs = []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                docs.append(json.loads(line))
+                docs.append(_decode(line, f"{origin}:{n}"))
             except json.JSONDecodeError as exc:
                 err = whole if n == 1 else exc
                 raise UsageError(
                     f"{origin}{':' + str(n) if n > 1 else ''} is not valid JSON: {err.msg} (line {err.lineno if n == 1 else n}, column {err.colno})",
-                    hint="pass a file written by `autorun show ID -o json`, or ndjson from `autorun list -o ndjson`",
+                    hint=_NOT_JSON_HINT,
                 ) from None
         return docs
     if isinstance(doc, list):
@@ -84,11 +111,12 @@ def load_docs(source: str, stdin: IO[str] | None = None) -> Iterator[Run]:
     if source == "-":
         import sys
 
-        stream = stdin or sys.stdin
-        for n, line in enumerate(stream, 1):
+        from autorun_cli import inputs
+
+        for n, line in inputs.lines(stdin or sys.stdin, what="recorded runs", hint=_TOO_BIG_HINT):
             if line.strip():
                 try:
-                    doc = json.loads(line)
+                    doc = _decode(line, f"stdin line {n}")
                 except json.JSONDecodeError as exc:
                     raise UsageError(
                         f"stdin line {n} is not valid JSON: {exc.msg}",
@@ -97,12 +125,7 @@ def load_docs(source: str, stdin: IO[str] | None = None) -> Iterator[Run]:
                 for item in doc if isinstance(doc, list) else [doc]:
                     yield to_run(item, f"stdin line {n}")
         return
-    path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {source}: {getattr(exc, 'strerror', None) or exc}", hint="check the path") from None
-    for doc in _docs_from_text(text, source):
+    for doc in _docs_from_text(read_text(source), source):
         yield to_run(doc, source)
 
 
@@ -145,15 +168,34 @@ class ReplayInput:
     events: list[InboundEvent]
 
 
+# The dates a replay's virtual clock can run between: the engine keeps times as
+# seconds since 1970, and a run's timeouts reach past its last event.
+REPLAYABLE = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+
+
+def _replayable(when: datetime, run: Run, what: str, given: Any) -> datetime:
+    if not REPLAYABLE[0] <= when <= REPLAYABLE[1]:
+        raise UsageError(
+            f"run {run.id}: {what} {given} is outside the dates a replay can run on (years 1970 to 9000)",
+            hint="replay a run recorded with real timestamps; `autorun show ID -o json` writes one",
+        )
+    return when
+
+
 def replay_input(run: Run) -> ReplayInput:
     # When the run started, not when its event says it happened: a backfilled event
     # (`trigger --occurred-at`) starts its run later, and the waits count from then.
-    t0 = (
-        parse_ts(run.started_at)
-        or parse_ts(run.trigger.occurred_at if run.trigger else None)
-        or parse_ts(run.created_at)
-        or datetime(2026, 1, 1, tzinfo=UTC)
-    )
+    for what, given in (
+        ("its start", run.started_at),
+        ("its trigger time", run.trigger.occurred_at if run.trigger else None),
+        ("its creation time", run.created_at),
+    ):
+        t0 = parse_ts(given)
+        if t0 is not None:
+            _replayable(t0, run, what, given)
+            break
+    else:
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
     events: list[InboundEvent] = []
     for wait in run.waits:
         if wait.status != "received":
@@ -162,6 +204,7 @@ def replay_input(run: Run) -> ReplayInput:
         when = parse_ts(by.get("occurred_at")) or parse_ts(wait.resumed_at)
         if when is None:
             continue
+        _replayable(when, run, f"the event that resumed wait {wait.step_key or wait.id} at", by.get("occurred_at") or wait.resumed_at)
         given = by.get("payload")
         payload: dict[str, Any] = given if isinstance(given, dict) else {}
         events.append(

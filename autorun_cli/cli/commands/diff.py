@@ -25,9 +25,9 @@ def _load(s: Session, source: str) -> Run:
             # One document, pretty-printed or not (load_docs reads stdin as ndjson).
             import sys
 
-            from autorun_cli.replay.source import _docs_from_text, to_run
+            from autorun_cli.replay.source import _docs_from_text, read_text, to_run
 
-            runs = [to_run(doc, where) for doc in _docs_from_text(sys.stdin.read(), where)]
+            runs = [to_run(doc, where) for doc in _docs_from_text(read_text("-", sys.stdin), where)]
         else:
             runs = list(load_docs(source))
         if len(runs) != 1:

@@ -24,6 +24,7 @@ def parse_payload(text: str | None) -> dict[str, Any]:
     """``--payload '{"a": 1}'`` or ``--payload @file.json`` (``@-`` reads stdin)."""
     import json
 
+    from autorun_cli import inputs, jsondoc
     from autorun_cli.errors import UsageError
 
     if text is None:
@@ -33,22 +34,17 @@ def parse_payload(text: str | None) -> dict[str, Any]:
         path = text[1:]
         if not path:
             raise UsageError("--payload @ names no file", hint="pass --payload @payload.json, or @- to read stdin")
+        source = "the payload on stdin" if path == "-" else f"payload file {path}"
         try:
-            if path == "-":
-                text, source = sys.stdin.read(), "the payload on stdin"
-            else:
-                with open(path, encoding="utf-8") as fh:
-                    text = fh.read()
-                source = f"payload file {path}"
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read payload file {path}: {exc.strerror or exc}",
-                hint="check the path, or pass the JSON inline: --payload '{\"key\": \"value\"}'",
-            ) from None
-        except UnicodeDecodeError:
-            raise UsageError(f"payload file {path} is not UTF-8 text", hint="save the payload as UTF-8 JSON") from None
+            # Bounded: `--payload @/dev/zero` stops at the limit (exit 2).
+            text = inputs.read_text(path, what="a payload", hint="save the payload as a UTF-8 JSON object", origin=source)
+        except UsageError as exc:
+            if exc.message.startswith("cannot read"):
+                exc.hint = "check the path, or pass the JSON inline: --payload '{\"key\": \"value\"}'"
+            raise
     try:
-        value = json.loads(text)
+        # jsondoc: a payload nested 100,000 deep is bad input, not an internal error.
+        value = jsondoc.loads(text)
     except ValueError as exc:
         detail = f"line {exc.lineno} column {exc.colno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise UsageError(
