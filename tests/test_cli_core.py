@@ -174,8 +174,13 @@ def test_invalid_toml_names_file_and_fix(isolated):
 
 def test_unknown_profile_key_and_profile(isolated):
     (isolated / "config.toml").write_text('[profiles.crm]\nprovider = "plannr"\nbase_ulr = "x"\n')
-    r = invoke("list")
-    assert r.exit_code == 2 and "profiles.crm.base_ulr" in r.stderr
+    r = invoke("list", "-p", "crm")
+    assert r.exit_code == 2
+    assert r.stderr == (
+        f"error: config file {isolated / 'config.toml'}, line 3: unknown key profiles.crm.base_ulr\n"
+        "hint: known keys: provider, base_url, token, token_env, tenant, account, automation, "
+        "list_path, get_path, retry_path, cancel_path, events_path\n"
+    )
     (isolated / "config.toml").write_text('[profiles.crm]\nprovider = "plannr"\n')
     r = invoke("list", "-p", "other")
     assert r.exit_code == 2 and "unknown profile 'other'" in r.stderr

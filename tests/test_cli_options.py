@@ -176,3 +176,44 @@ def test_engine_work_poll_accepts_500ms_and_id_output_prints_nothing():
     assert result.stdout == "" and result.stderr == ""
     doc = json.loads(invoke("engine", "work", "--poll", "0.5", "-o", "json").stdout)
     assert doc["timers_fired"] == 0
+
+
+# -- 8. help: metavars that say what goes there, shared options grouped ----------------------
+
+
+def _all_command_paths():
+    from autorun_cli.cli.app import COMMANDS, build_app
+
+    groups = {"automations": ["list", "show", "validate", "load"], "engine": ["work"], "events": ["send"],
+              "config": ["list", "show", "add", "use", "remove"]}
+    build_app()  # every command registers
+    for name in COMMANDS:
+        if name in groups:
+            for sub in groups[name]:
+                yield [name, sub]
+        else:
+            yield [name]
+
+
+@pytest.mark.parametrize("path", list(_all_command_paths()), ids=" ".join)
+def test_help_names_values_in_words_and_groups_the_shared_options(path):
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    for typed in ("<str>", "<list[str]>", "<int range>", "<int>", "<float>", "<float range>", "<path>", "{"):
+        assert typed not in text, (path, typed, text)
+    if "-p/--profile" in text:  # a command with the shared options
+        section = text.split("Global options (also before the command; see autorun --help):", 1)[1]
+        flat = " ".join(section.split()).replace("\u00a0", " ")
+        for flag in ("-p/--profile NAME", "--provider NAME", "--base-url URL", "--tenant UUID", "--account UUID",
+                     "--automation ID", "-o/--output table|json|ndjson|id", "--json", "--color auto|always|never",
+                     "--time-format relative|iso", "-v/--verbose", "--jq EXPR"):
+            assert flag in flat, (path, flag)
+        # Described once, in `autorun --help`, not repeated in every command's help.
+        assert "Profile of the config file to use" not in text and "[env var: AUTORUN_PROFILE]" not in text
+
+
+def test_root_help_describes_the_shared_options_in_full():
+    text = invoke("--help").stdout
+    assert "Profile of the config file to use" in text and "AUTORUN_PROFILE" in text
+    assert "-p, --profile NAME" in text and "--since" not in text

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from autorun_cli import __version__
 from autorun_cli.cli import options as o
@@ -122,6 +122,82 @@ def _is_usage_error(exc: BaseException) -> bool:
     # TyperException and format their own message; "no arguments: show the help"
     # is one too and keeps printing the help.
     return isinstance(exc, typer.TyperException) and hasattr(exc, "format_message") and type(exc).__name__ != "NoArgsIsHelpError"
+
+
+_TYPE_WORDS = {"int": "N", "int range": "N", "float": "NUMBER", "float range": "NUMBER", "path": "PATH", "file": "FILE"}
+
+
+def metavar_word(param: Any, shown: str) -> str:
+    """Typer's ``<str>``, ``<list[str]>``, ``<int range>`` in a help record → a word
+    that says what goes there: ``N``, the choices, or the option's own name."""
+
+    def word(m: re.Match[str]) -> str:
+        inner = m.group(1)
+        if "|" in inner:
+            return inner  # the choices themselves
+        if inner in _TYPE_WORDS:
+            return _TYPE_WORDS[inner]
+        many = inner.startswith("list[")
+        name = (param.name or "value").rstrip("_").upper()
+        return f"{name}..." if many else name
+
+    return re.sub(r"<([^<>]+)>", word, shown)
+
+
+def arg_name(param: Any) -> str:
+    return (param.metavar or (param.name or "").upper()) + ("..." if param.nargs != 1 else "")
+
+
+class AutorunCommand(TyperCommand):
+    """A command whose help names each value (``ID``, ``DURATION``, ``N``), lists its
+    own options in full and the shared ones — the same on every command, described
+    in `autorun --help` — in one short section."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        # Typer writes a required argument as {ID} and an unnamed one in lower case;
+        # the usage line names them as the Arguments section does: ID, [B], PATHS...
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = arg_name(param)
+                pieces.append(name if param.required or name.startswith("[") else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args: list[tuple[str, str]] = []
+        own: list[tuple[str, str]] = []
+        shared: list[str] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((arg_name(param), record[1]))
+            elif param.name in o.COMMON:
+                flag = "/".join(sorted(param.opts, key=len))
+                # A no-break space keeps each flag with its value when the line wraps.
+                shared.append(flag if getattr(param, "is_flag", False) or not param.metavar else f"{flag}\u00a0{param.metavar}")
+            else:
+                own.append((metavar_word(param, record[0]), record[1]))
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        if shared:
+            with formatter.section("Global options (also before the command; see autorun --help)"):
+                formatter.write_text(", ".join(shared))
+
+
+def _use_command_class(app: typer.Typer) -> None:
+    """Every command of ``app`` and its sub-apps is an :class:`AutorunCommand`."""
+    for info in app.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = AutorunCommand
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _use_command_class(group.typer_instance)
 
 
 class AutorunGroup(TyperGroup):
@@ -265,6 +341,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     app.callback()(root)
     for name in [only] if only is not None else COMMANDS:
         importlib.import_module(f"autorun_cli.cli.commands.{COMMANDS[name]}").register(app, name)
+    _use_command_class(app)
     return app
 
 

@@ -41,11 +41,11 @@ FOLLOW = "Following"
 
 IntervalOpt = Annotated[
     str,
-    typer.Option("--interval", metavar="SECONDS", help="Time between polls: seconds, or 500ms, 1m.", rich_help_panel=FOLLOW),
+    typer.Option("--interval", metavar="DURATION", help="Time between polls: seconds, or 500ms, 1m.", rich_help_panel=FOLLOW),
 ]
 TimeoutOpt = Annotated[
     str | None,
-    typer.Option("--timeout", metavar="SECONDS", help="Give up (exit 6) when the runs have not ended after this long: seconds, or 30s, 5m, 1h.", rich_help_panel=FOLLOW, show_default=False),
+    typer.Option("--timeout", metavar="DURATION", help="Give up (exit 6) when the runs have not ended after this long: seconds, or 30s, 5m, 1h.", rich_help_panel=FOLLOW, show_default=False),
 ]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw` (JSON output).")]
 

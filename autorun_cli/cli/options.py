@@ -19,6 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
+from autorun_cli.cli.completing import complete_automation, complete_profile, complete_provider
+
 SELECTION = "Selection"
 OUTPUT = "Output"
 
@@ -43,27 +45,27 @@ class TimeFormat(str, Enum):
 
 ProfileOpt = Annotated[
     str | None,
-    typer.Option("--profile", "-p", envvar="AUTORUN_PROFILE", help="Profile of the config file to use.", rich_help_panel=SELECTION, show_default=False),
+    typer.Option("--profile", "-p", envvar="AUTORUN_PROFILE", metavar="NAME", help="Profile of the config file to use.", rich_help_panel=SELECTION, show_default=False, autocompletion=complete_profile),
 ]
 ProviderOpt = Annotated[
     str | None,
-    typer.Option("--provider", envvar="AUTORUN_PROVIDER", help="plannr, sendrealm, tenant, generic or local.", rich_help_panel=SELECTION, show_default=False),
+    typer.Option("--provider", envvar="AUTORUN_PROVIDER", metavar="NAME", help="plannr, sendrealm, tenant, generic or local.", rich_help_panel=SELECTION, show_default=False, autocompletion=complete_provider),
 ]
 BaseUrlOpt = Annotated[
     str | None,
-    typer.Option("--base-url", envvar="AUTORUN_BASE_URL", help="API root, e.g. https://api.sendrealm.com.", rich_help_panel=SELECTION, show_default=False),
+    typer.Option("--base-url", envvar="AUTORUN_BASE_URL", metavar="URL", help="API root, e.g. https://api.sendrealm.com.", rich_help_panel=SELECTION, show_default=False),
 ]
 TenantOpt = Annotated[
     str | None,
-    typer.Option("--tenant", envvar="AUTORUN_TENANT_ID", help="x-tenant-id for the tenant provider.", rich_help_panel=SELECTION, show_default=False),
+    typer.Option("--tenant", envvar="AUTORUN_TENANT_ID", metavar="UUID", help="x-tenant-id for the tenant provider (a UUID).", rich_help_panel=SELECTION, show_default=False),
 ]
 AccountOpt = Annotated[
     str | None,
-    typer.Option("--account", envvar="AUTORUN_ACCOUNT_UUID", help="X-PLANNR-ACCOUNT-UUID for plannr.", rich_help_panel=SELECTION, show_default=False),
+    typer.Option("--account", envvar="AUTORUN_ACCOUNT_UUID", metavar="UUID", help="X-PLANNR-ACCOUNT-UUID for plannr.", rich_help_panel=SELECTION, show_default=False),
 ]
 AutomationOpt = Annotated[
     str | None,
-    typer.Option("--automation", envvar="AUTORUN_AUTOMATION_ID", help="Automation (blueprint, rule) whose runs to use; generic paths need it.", rich_help_panel=SELECTION, show_default=False),
+    typer.Option("--automation", envvar="AUTORUN_AUTOMATION_ID", metavar="ID", help="Automation (blueprint, rule) whose runs to use; generic paths need it.", rich_help_panel=SELECTION, show_default=False, autocompletion=complete_automation),
 ]
 EngineUrlOpt = Annotated[
     str | None,
@@ -73,7 +75,7 @@ EngineUrlOpt = Annotated[
 ]
 OutputOpt = Annotated[
     OutputMode | None,
-    typer.Option("--output", "-o", envvar="AUTORUN_OUTPUT", help="table, json, ndjson or id.", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
+    typer.Option("--output", "-o", envvar="AUTORUN_OUTPUT", metavar="table|json|ndjson|id", help="Output: a table for people, JSON, one JSON run per line, or IDs.", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
 ]
 # Plain bool flags (False when absent): Typer skips its per-value coercion for them.
 JsonOpt = Annotated[
@@ -82,11 +84,11 @@ JsonOpt = Annotated[
 ]
 ColorOpt = Annotated[
     ColorMode | None,
-    typer.Option("--color", help="auto, always or never (NO_COLOR is honoured).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
+    typer.Option("--color", metavar="auto|always|never", help="Colour: auto (a terminal only), always or never (NO_COLOR is honoured).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
 ]
 TimeFormatOpt = Annotated[
     TimeFormat | None,
-    typer.Option("--time-format", help="relative (default on a terminal) or iso (default when piped).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
+    typer.Option("--time-format", metavar="relative|iso", help="relative (default on a terminal) or iso (default when piped).", rich_help_panel=OUTPUT, show_default=False, case_sensitive=False),
 ]
 VerboseOpt = Annotated[
     bool,

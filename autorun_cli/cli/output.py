@@ -274,19 +274,21 @@ class Output:
         sys.stdout.flush()
 
     # -- messages on stderr --------------------------------------------------
+    # A message is one line, never wrapped at the width: the terminal wraps it on
+    # screen, and a CI log or `grep` gets it whole (paths, IDs and URLs included).
     def info(self, message: str, style: str = "") -> None:
         from rich.text import Text
 
         from autorun_cli.textsafe import clean
 
-        self.err.print(Text(clean(message), style=style))
+        self.err.print(Text(clean(message), style=style), soft_wrap=True)
 
     def warn(self, message: str) -> None:
         from rich.text import Text
 
         from autorun_cli.textsafe import clean
 
-        self.err.print(Text("warning: ", style="yellow bold") + Text(clean(message)))
+        self.err.print(Text("warning: ", style="yellow bold") + Text(clean(message)), soft_wrap=True)
 
     def error(self, err: AutorunError) -> None:
         report_error(err, "table" if self.jq is not None else self.mode)

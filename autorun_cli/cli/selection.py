@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from autorun_cli.cli.completing import complete_status
+
 if TYPE_CHECKING:
     from autorun_cli.providers.base import ListQuery
 
@@ -17,15 +19,15 @@ FILTERS = "Filters"
 
 StatusOpt = Annotated[
     str | None,
-    typer.Option("--status", help="Only these statuses, comma-separated (pending, running, waiting, completed, failed, cancelled, timed_out, skipped, unknown).", rich_help_panel=FILTERS, show_default=False),
+    typer.Option("--status", metavar="STATUS[,…]", autocompletion=complete_status, help="Only these statuses, comma-separated (pending, running, waiting, completed, failed, cancelled, timed_out, skipped, unknown).", rich_help_panel=FILTERS, show_default=False),
 ]
 SinceOpt = Annotated[
     str | None,
-    typer.Option("--since", help="Only runs created since: a duration ago (2h, 3d) or an ISO time.", rich_help_panel=FILTERS, show_default=False),
+    typer.Option("--since", metavar="WHEN", help="Only runs created since: a duration ago (2h, 3d) or an ISO time.", rich_help_panel=FILTERS, show_default=False),
 ]
 UntilOpt = Annotated[
     str | None,
-    typer.Option("--until", help="Only runs created until: a duration ago or an ISO time.", rich_help_panel=FILTERS, show_default=False),
+    typer.Option("--until", metavar="WHEN", help="Only runs created until: a duration ago or an ISO time.", rich_help_panel=FILTERS, show_default=False),
 ]
 # At most a million: beyond that, --all (a bigger number would end in islice's error).
 LIMIT_MAX = 1_000_000

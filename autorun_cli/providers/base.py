@@ -214,14 +214,11 @@ class Provider(ABC):
 
     def path(self, key: str, default: str, **values: str) -> str:
         """A path template, overridable per profile (``list_path``...), filled in."""
-        template = self.settings.paths.get(key) or default
-        try:
-            return template.format(**values)
-        except (KeyError, IndexError) as exc:
-            raise UsageError(
-                f"path template {key}={template!r} uses an unknown placeholder {exc}",
-                hint="placeholders are " + ", ".join("{" + k + "}" for k in values),
-            ) from None
+        from autorun_cli.config import fill_path
+
+        # Only {id}, {automation}, {automation_id}; never str.format, whose format
+        # specs ("{id:>99999999999}") a profile could use to exhaust memory.
+        return fill_path(key, self.settings.paths.get(key) or default, values)
 
     # -- reading -----------------------------------------------------------
     @abstractmethod

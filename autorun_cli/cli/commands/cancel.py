@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from autorun_cli.cli.commands.retry import DryRunOpt, YesOpt
+from autorun_cli.cli.completing import complete_run_id
 from autorun_cli.cli.following import RawOpt
 from autorun_cli.cli.options import Opts, common
 from autorun_cli.cli.selection import AllOpt, LimitOrNoneOpt, SinceOpt, StatusOpt, UntilOpt
@@ -14,7 +15,7 @@ from autorun_cli.cli.session import Session
 
 IdsArg = Annotated[
     list[str] | None,
-    typer.Argument(metavar="ID", help="Runs to cancel, @latest, or - to read IDs from stdin (one per line). Instead of IDs: the selection flags.", show_default=False),
+    typer.Argument(metavar="ID", help="Runs to cancel, @latest, or - to read IDs from stdin (one per line). Instead of IDs: the selection flags.", show_default=False, autocompletion=complete_run_id),
 ]
 
 

@@ -56,7 +56,7 @@ def script(shell: str) -> str:
     return SCRIPTS[shell] % {"prog": PROG, "var": VAR}
 
 
-def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.", case_sensitive=False)]) -> None:
+def completion(shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.", case_sensitive=False)]) -> None:
     """Print the completion script for bash, zsh or fish (also in completions/)."""
     import sys
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from autorun_cli.cli.completing import complete_profile, complete_provider
 from autorun_cli.cli.options import JqOpt, JsonOpt, OutputOpt
 
 if TYPE_CHECKING:
@@ -34,14 +35,20 @@ def _mask(profile: dict[str, str]) -> dict[str, Any]:
 def list_profiles(ctx: typer.Context, output: OutputOpt = None, json_: JsonOpt = False, jq: JqOpt = None) -> None:
     """List the profiles and which one is the default."""
     from autorun_cli import config
+    from autorun_cli.errors import ConfigError
 
     out = _out(ctx, output, json_, jq)
-    doc = config.load()
-    default = doc.get("default_profile")
-    rows = [
-        {"name": name, "default": name == default, "provider": p.get("provider"), "base_url": p.get("base_url")}
-        for name, p in doc.get("profiles", {}).items()
-    ]
+    loaded = config.read()
+    loaded.require()
+    default = loaded.doc.get("default_profile")
+    rows = []
+    for name, p in loaded.profiles.items():
+        try:
+            loaded.profile(name)
+        except ConfigError as exc:
+            out.warn(exc.message)  # listed anyway: `config remove` or an edit fixes it
+        p = p if isinstance(p, dict) else {}
+        rows.append({"name": name, "default": name == default, "provider": p.get("provider"), "base_url": p.get("base_url")})
 
     def table(rows: list[dict[str, Any]]):
         from autorun_cli.render import safe
@@ -53,7 +60,7 @@ def list_profiles(ctx: typer.Context, output: OutputOpt = None, json_: JsonOpt =
         return t
 
     if not rows and out.mode == "table":
-        out.info(f"no profiles in {config.config_path()}; add one with `autorun config add NAME --provider … --base-url …`", style="dim")
+        out.info(f"no profiles in {loaded.path}; add one with `autorun config add NAME --provider … --base-url …`", style="dim")
         return
     out.data(rows, table, ids=lambda rs: [r["name"] for r in rs])
 
@@ -61,7 +68,7 @@ def list_profiles(ctx: typer.Context, output: OutputOpt = None, json_: JsonOpt =
 @app.command("show")
 def show_profile(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Profile (default: the default profile).", show_default=False)] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Profile (default: the default profile).", show_default=False, autocompletion=complete_profile)] = None,
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
@@ -71,15 +78,16 @@ def show_profile(
     from autorun_cli.errors import ConfigError
 
     out = _out(ctx, output, json_, jq)
-    doc = config.load()
-    name = name or doc.get("default_profile")
-    profiles = doc.get("profiles", {})
-    if not name or name not in profiles:
+    loaded = config.read()
+    loaded.require()
+    name = name or loaded.default_name()
+    if not name:
         raise ConfigError(
-            f"no profile {name!r} in {config.config_path()}" if name else f"no default profile in {config.config_path()}",
-            hint="see `autorun config list`; add one with `autorun config add NAME --provider … --base-url …`",
+            f"no default profile in {loaded.path}",
+            hint="name one: `autorun config show NAME` (see `autorun config list`), or add one with `autorun config add NAME --provider … --base-url …`",
         )
-    data = {"name": name, "default": name == doc.get("default_profile"), "config_file": str(config.config_path()), **_mask(profiles[name])}
+    profile = loaded.profile(name)
+    data = {"name": name, "default": name == loaded.doc.get("default_profile"), "config_file": str(loaded.path), **_mask(profile)}
 
     def table(d: dict[str, Any]):
         from autorun_cli.render import safe
@@ -96,17 +104,18 @@ def show_profile(
 @app.command("add")
 def add_profile(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Profile name.")],
-    provider: Annotated[str, typer.Option("--provider", help="plannr, sendrealm, tenant, generic or local.")],
-    base_url: Annotated[str | None, typer.Option("--base-url", help="API root URL.", show_default=False)] = None,
-    token_env: Annotated[str | None, typer.Option("--token-env", help="Environment variable that holds the token.", show_default=False)] = None,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Profile name: letters, digits, '-', '_' or '.'.", autocompletion=complete_profile)],
+    provider: Annotated[str | None, typer.Option("--provider", metavar="NAME", help="plannr, sendrealm, tenant, generic or local (required for a new profile).", show_default=False, autocompletion=complete_provider)] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", metavar="URL", help="API root URL.", show_default=False)] = None,
+    token_env: Annotated[str | None, typer.Option("--token-env", metavar="VAR", help="Environment variable that holds the token.", show_default=False)] = None,
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Read the token from stdin and store it in the file (mode 0600).")] = False,
-    tenant: Annotated[str | None, typer.Option("--tenant", help="x-tenant-id (tenant).", show_default=False)] = None,
-    account: Annotated[str | None, typer.Option("--account", help="X-PLANNR-ACCOUNT-UUID (plannr).", show_default=False)] = None,
-    automation: Annotated[str | None, typer.Option("--automation", help="Default automation ID.", show_default=False)] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", metavar="UUID", help="x-tenant-id (tenant).", show_default=False)] = None,
+    account: Annotated[str | None, typer.Option("--account", metavar="UUID", help="X-PLANNR-ACCOUNT-UUID (plannr).", show_default=False)] = None,
+    automation: Annotated[str | None, typer.Option("--automation", metavar="ID", help="Default automation ID.", show_default=False)] = None,
     use: Annotated[bool, typer.Option("--use", help="Also make it the default profile.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Update an existing profile: the values given replace its own, the rest (a stored token…) stay.")] = False,
 ) -> None:
-    """Add or replace a profile. The first profile becomes the default."""
+    """Add a profile, or with --force update one. The first profile becomes the default."""
     import re
     import sys
 
@@ -117,65 +126,89 @@ def add_profile(
     out = _out(ctx)
     if not re.match(r"^[A-Za-z0-9_.-]+$", name):
         raise UsageError(f"profile name {name!r} is not allowed", hint="use letters, digits, '-', '_' or '.'")
-    provider = provider.strip().lower()
-    if provider not in NAMES:
-        raise UsageError(f"unknown provider {provider!r}", hint="use one of: " + ", ".join(NAMES))
-    if provider != "local" and not base_url:
-        raise UsageError(f"the {provider} provider needs --base-url", hint=f"e.g. autorun config add {name} --provider {provider} --base-url https://api.example.com")
+    if provider is not None:
+        provider = provider.strip().lower()
+        if provider not in NAMES:
+            raise UsageError(f"unknown provider {provider!r}", hint="use one of: " + ", ".join(NAMES))
     if base_url and not re.match(r"^https?://", base_url):
         raise UsageError(f"base URL {base_url!r} is not an http(s) URL", hint="pass e.g. --base-url https://api.example.com")
     if token_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", token_env):
         raise UsageError(f"--token-env {token_env!r} is not an environment variable name", hint="e.g. --token-env PLANNR_TOKEN")
-    doc = config.load()
-    profile = {
-        k: v
-        for k, v in {"provider": provider, "base_url": base_url, "token_env": token_env, "tenant": tenant, "account": account, "automation": automation}.items()
-        if v
-    }
+    for flag, value in (("--tenant", tenant), ("--account", account)):
+        if value and not config.is_uuid(value):
+            raise UsageError(
+                f"{flag} {value!r} is not a UUID ({config.UUID_KEYS[flag[2:]]} are UUIDs)",
+                hint=f"e.g. {flag} 6f1e0c1a-0000-4000-8000-000000000001",
+            )
+    loaded = config.read()
+    doc = loaded.require()  # another profile may be broken; this one is replaced whole
+    old = doc.get("profiles", {}).get(name)
+    if old is not None and not force:
+        raise UsageError(
+            f"profile {name!r} already exists in {loaded.path}",
+            hint=f"update it with `autorun config add {name} --force …` (values given replace its own, the rest are kept), "
+            f"or remove it first with `autorun config remove {name}`",
+        )
+    if old is None and provider is None:
+        raise UsageError("a new profile needs --provider", hint=f"e.g. autorun config add {name} --provider plannr --base-url https://api.plannrcrm.com")
+    given = {"provider": provider, "base_url": base_url, "token_env": token_env, "tenant": tenant, "account": account, "automation": automation}
+    profile = {**(old if isinstance(old, dict) else {}), **{k: v for k, v in given.items() if v}}
     if token_stdin:
         token = sys.stdin.readline().strip()
         if not token:
             raise UsageError("--token-stdin read an empty token", hint="pipe the token in: printf %s \"$TOKEN\" | autorun config add …")
         profile["token"] = token
+    kind = profile.get("provider", "")
+    if kind != "local" and not profile.get("base_url"):
+        raise UsageError(f"the {kind} provider needs --base-url", hint=f"e.g. autorun config add {name} --provider {kind} --base-url https://api.example.com")
+    problem = config.profile_problem(profile)
+    if problem is not None:  # a key kept from the old profile
+        key, message, hint = problem
+        raise UsageError(f"{loaded.where(name, key)}: profiles.{name}.{key} {message}", hint=hint)
     doc.setdefault("profiles", {})[name] = profile
-    if use or not doc.get("default_profile"):
+    if use or not doc.get("default_profile") or doc.get("default_profile") not in doc["profiles"]:
         doc["default_profile"] = name
-    path = config.save(doc)
-    out.info(f"saved profile {name!r} to {path}" + (" (default)" if doc["default_profile"] == name else ""))
+    path = config.save(doc, loaded.path)
+    verb = "updated" if old is not None else "saved"
+    out.info(f"{verb} profile {name!r} in {path}" + (" (default)" if doc["default_profile"] == name else ""))
 
 
 @app.command("use")
-def use_profile(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Profile to make the default.")]) -> None:
+def use_profile(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="Profile to make the default.", autocompletion=complete_profile)]) -> None:
     """Make a profile the default."""
     from autorun_cli import config
-    from autorun_cli.errors import ConfigError
 
     out = _out(ctx)
-    doc = config.load()
-    if name not in doc.get("profiles", {}):
-        raise ConfigError(f"no profile {name!r} in {config.config_path()}", hint="see `autorun config list`")
+    loaded = config.read()
+    doc = loaded.require()
+    loaded.profile(name)  # a broken profile is not made the default
     doc["default_profile"] = name
-    config.save(doc)
+    config.save(doc, loaded.path)
     out.info(f"default profile is now {name!r}")
 
 
 @app.command("remove")
-def remove_profile(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Profile to remove.")]) -> None:
-    """Remove a profile."""
+def remove_profile(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME", help="Profile to remove.", autocompletion=complete_profile)]) -> None:
+    """Remove a profile (a broken one too)."""
     from autorun_cli import config
     from autorun_cli.errors import ConfigError
 
     out = _out(ctx)
-    doc = config.load()
+    loaded = config.read()
+    doc = loaded.require()
     if name not in doc.get("profiles", {}):
-        raise ConfigError(f"no profile {name!r} in {config.config_path()}", hint="see `autorun config list`")
+        raise ConfigError(f"no profile {name!r} in {loaded.path}", hint="see `autorun config list`")
     del doc["profiles"][name]
+    moved = ""
     if doc.get("default_profile") == name:
         doc.pop("default_profile")
         if doc["profiles"]:
             doc["default_profile"] = next(iter(doc["profiles"]))
-    config.save(doc)
-    out.info(f"removed profile {name!r}")
+            moved = f"; the default is now {doc['default_profile']!r}"
+        else:
+            moved = "; there is no default profile now"
+    config.save(doc, loaded.path)
+    out.info(f"removed profile {name!r}{moved}")
 
 
 def register(root: typer.Typer, name: str = "config") -> None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from autorun_cli.cli.completing import complete_run_id
 from autorun_cli.cli.options import Opts, common
 from autorun_cli.cli.session import Session
 
@@ -44,8 +45,8 @@ def _load(s: Session, source: str) -> Run:
 
 def diff_cmd(
     opts: Opts,
-    a: Annotated[str, typer.Argument(metavar="A", help="A run ID, @latest, or a JSON file from `show -o json` (- for stdin).", show_default=False)],
-    b: Annotated[str | None, typer.Argument(metavar="[B]", help="The run to compare with (same forms). Default: the last good run of A's automation.", show_default=False)] = None,
+    a: Annotated[str, typer.Argument(metavar="A", help="A run ID, @latest, or a JSON file from `show -o json` (- for stdin).", show_default=False, autocompletion=complete_run_id)],
+    b: Annotated[str | None, typer.Argument(metavar="[B]", help="The run to compare with (same forms). Default: the last good run of A's automation.", show_default=False, autocompletion=complete_run_id)] = None,
 ) -> None:
     """Compare two runs step by step: what changed since it last worked.
 

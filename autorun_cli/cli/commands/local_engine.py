@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from autorun_cli.cli.completing import complete_automation
 from autorun_cli.cli.options import EngineUrlOpt, JqOpt, JsonOpt, Opts, OutputOpt, common, set_current
 
 if TYPE_CHECKING:
@@ -110,9 +111,9 @@ def demo_cmd(opts: Opts) -> None:
 def trigger_cmd(
     opts: Opts,
     event: Annotated[str, typer.Argument(metavar="EVENT", help="Event name, e.g. order.completed.")],
-    payload: Annotated[str | None, typer.Option("--payload", help="JSON object, @file.json, or @- for stdin.", show_default=False)] = None,
-    event_id: Annotated[str | None, typer.Option("--id", help="Event ID; the same ID twice starts nothing new.", show_default=False)] = None,
-    occurred_at: Annotated[str | None, typer.Option("--occurred-at", help="When the event happened (ISO 8601).", show_default=False)] = None,
+    payload: Annotated[str | None, typer.Option("--payload", metavar="JSON|@FILE", help="JSON object, @file.json, or @- for stdin.", show_default=False)] = None,
+    event_id: Annotated[str | None, typer.Option("--id", metavar="EVENT_ID", help="Event ID; the same ID twice starts nothing new.", show_default=False)] = None,
+    occurred_at: Annotated[str | None, typer.Option("--occurred-at", metavar="TIME", help="When the event happened (ISO 8601).", show_default=False)] = None,
 ) -> None:
     """Start a local run for every automation triggered by EVENT."""
     from autorun_cli.cli.commands.events import _check_time, parse_payload
@@ -191,7 +192,7 @@ def automations_list(
 @automations_app.command("show")
 def automations_show(
     ctx: typer.Context,
-    automation_id: Annotated[str, typer.Argument(help="Automation ID.")],
+    automation_id: Annotated[str, typer.Argument(metavar="ID", help="Automation ID.", autocompletion=complete_automation)],
     version: Annotated[int | None, typer.Option("--version", metavar="N", help="A stored version (default: the latest).", min=1, max=2**31 - 1, show_default=False)] = None,
     output: OutputOpt = None,
     json_: JsonOpt = False,
@@ -231,7 +232,7 @@ def automations_show(
 @automations_app.command("validate")
 def automations_validate(
     ctx: typer.Context,
-    paths: Annotated[list[str], typer.Argument(help="TOML files or folders to check.")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH", help="TOML files or folders to check.")],
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,
@@ -255,7 +256,7 @@ def automations_validate(
 @automations_app.command("load")
 def automations_load(
     ctx: typer.Context,
-    paths: Annotated[list[str], typer.Argument(help="TOML files or folders to load.")],
+    paths: Annotated[list[str], typer.Argument(metavar="PATH", help="TOML files or folders to load.")],
     output: OutputOpt = None,
     json_: JsonOpt = False,
     jq: JqOpt = None,

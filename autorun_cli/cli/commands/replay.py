@@ -154,7 +154,7 @@ def _report_view(report: Report):
 def replay_cmd(
     opts: Opts,
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="A run ID of the current provider, a JSON file from `show -o json` (with or without --raw), a vendor's run document, or - for ndjson on stdin.")],
-    definition: Annotated[str | None, typer.Option("--definition", "-d", help="The automation to replay against (TOML). Default for local runs: the version they ran.", show_default=False)] = None,
+    definition: Annotated[str | None, typer.Option("--definition", "-d", metavar="FILE", help="The automation to replay against (TOML). Default for local runs: the version they ran.", show_default=False)] = None,
 ) -> None:
     """Re-execute recorded runs on the local engine on a virtual clock, with their
     recorded trigger, identity and inbound events, and report the first step where

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from autorun_cli.cli.completing import complete_run_id
 from autorun_cli.cli.following import IntervalOpt, RawOpt, TimeoutOpt
 from autorun_cli.cli.options import Opts, common
 from autorun_cli.cli.selection import AllOpt, LimitOrNoneOpt, SinceOpt, StatusOpt, UntilOpt
@@ -16,7 +17,7 @@ MANY = "Many runs"
 
 IdsArg = Annotated[
     list[str] | None,
-    typer.Argument(metavar="ID", help="Runs to retry, @latest, or - to read IDs from stdin (one per line). Instead of IDs: the selection flags.", show_default=False),
+    typer.Argument(metavar="ID", help="Runs to retry, @latest, or - to read IDs from stdin (one per line). Instead of IDs: the selection flags.", show_default=False, autocompletion=complete_run_id),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print what would be done for each run and change nothing.", rich_help_panel=MANY)]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Act on more than one run without asking.", rich_help_panel=MANY)]

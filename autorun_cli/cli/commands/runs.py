@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from autorun_cli.cli.completing import complete_run_id
 from autorun_cli.cli.options import Opts, common
 from autorun_cli.cli.selection import FILTERS, AllOpt, LimitOpt, SinceOpt, StatusOpt, UntilOpt
 from autorun_cli.cli.session import Session
@@ -15,11 +16,11 @@ from autorun_cli.cli.session import Session
 def list_cmd(
     opts: Opts,
     status: StatusOpt = None,
-    uuid: Annotated[str | None, typer.Option("--uuid", help="Only these run IDs, comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
-    client_uuids: Annotated[str | None, typer.Option("--client-uuids", help="Only runs of these clients (plannr), comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
+    uuid: Annotated[str | None, typer.Option("--uuid", metavar="ID[,…]", help="Only these run IDs, comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
+    client_uuids: Annotated[str | None, typer.Option("--client-uuids", metavar="UUID[,…]", help="Only runs of these clients (plannr), comma-separated.", rich_help_panel=FILTERS, show_default=False)] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    sort: Annotated[str, typer.Option("--sort", help="created_at, updated_at, status or name; prefix - for descending.")] = "-created_at",
+    sort: Annotated[str, typer.Option("--sort", metavar="[-]FIELD", help="created_at, updated_at, status or name; prefix - for descending.")] = "-created_at",
     limit: LimitOpt = 20,
     all_: AllOpt = False,
     raw: Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw` (JSON output).")] = False,
@@ -53,7 +54,7 @@ def list_cmd(
 
 def show_cmd(
     opts: Opts,
-    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Run IDs, or @latest for the newest run.", show_default=False)],
+    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Run IDs, or @latest for the newest run.", show_default=False, autocompletion=complete_run_id)],
     raw: Annotated[bool, typer.Option("--raw", help="Add the vendor's own document as `raw`.")] = False,
     svg: Annotated[Path | None, typer.Option("--svg", metavar="FILE", help="Also save the human view as SVG (e.g. a CI artifact).", dir_okay=False, show_default=False)] = None,
     html: Annotated[Path | None, typer.Option("--html", metavar="FILE", help="Also save the human view as HTML.", dir_okay=False, show_default=False)] = None,

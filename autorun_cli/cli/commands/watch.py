@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from autorun_cli.cli import following
+from autorun_cli.cli.completing import complete_run_id
 from autorun_cli.cli.following import IntervalOpt, RawOpt, TimeoutOpt
 from autorun_cli.cli.options import Opts, common
 from autorun_cli.cli.session import Session
@@ -14,7 +15,7 @@ from autorun_cli.cli.session import Session
 
 def watch_cmd(
     opts: Opts,
-    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Run IDs to follow, or @latest.", show_default=False)],
+    ids: Annotated[list[str], typer.Argument(metavar="ID", help="Run IDs to follow, or @latest.", show_default=False, autocompletion=complete_run_id)],
     interval: IntervalOpt = "2",
     timeout: TimeoutOpt = None,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop (exit 1) as soon as any run ends failed, cancelled or timed out.", rich_help_panel=following.FOLLOW)] = False,
