@@ -89,7 +89,10 @@ def retry_refusal(provider: Provider, run: Run, force: bool) -> AutorunError | N
         hint = f"pass --force to retry it anyway (`autorun retry {rid} --force`)"
         if provider.name == "local" and run.status == "completed":
             # The engine refuses even --force: a completed run has nothing left to resume.
-            hint = "a completed local run has nothing left to resume; start a new one with `autorun trigger EVENT`"
+            from autorun_cli.render import trigger_command
+
+            again = trigger_command(run)
+            hint = "a completed local run has nothing left to resume; start a new one" + (f": {again}" if again else " with `autorun trigger EVENT`")
     return NotAllowedError(message, hint=hint, code="not_retryable")
 
 

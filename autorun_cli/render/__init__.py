@@ -355,8 +355,48 @@ def logs_table(run: Run, time_format: str, now: datetime | None, details: bool =
     return table
 
 
+_MISSING_PATH = re.compile(r"payload has no ([\w.-]+)")
+
+
+def trigger_command(run: Run, missing: str | None = None) -> str | None:
+    """``autorun trigger EVENT --payload '…'``: a new local run from the same event and
+    payload (with ``missing``, a dotted path, set to a placeholder to fill in)."""
+    import shlex
+
+    if run.trigger is None or not run.trigger.event:
+        return None
+    payload: Any = dict(run.trigger.payload or {})
+    if missing:
+        node = payload
+        *parents, leaf = missing.split(".")
+        for key in parents:
+            child = node.get(key)
+            node[key] = dict(child) if isinstance(child, dict) else {}
+            node = node[key]
+        node[leaf] = leaf.upper()
+    body = json.dumps(payload, ensure_ascii=False, default=str)
+    return f"autorun trigger {shlex.quote(clean(run.trigger.event))} --payload {shlex.quote(clean(body))}"
+
+
+def _local_failure_hint(run: Run) -> str | None:
+    """A local run that failed for a reason a retry repeats (the payload has no
+    identity, a step that is not an HTTP call failed): what can work instead."""
+    failed = next((s for s in reversed(run.steps) if s.status == "failed"), None)
+    message = run.error.message if run.error is not None and run.error.message else ""
+    missing = _MISSING_PATH.search(message)
+    if missing or (failed is None and run.error is not None and not run.steps):
+        # Retried, it resumes with the same payload and fails again: start a run
+        # whose payload carries the identity.
+        return trigger_command(run, missing.group(1) if missing else None)
+    if failed is not None and failed.type not in (None, "http_request"):
+        # Decided by the definition and the payload, not by a service that may come
+        # back: see what the step needs.
+        return f"autorun automations show {run.automation_id}" if run.automation_id else None
+    return None
+
+
 def next_command_hint(run: Run) -> str | None:
-    """What to run next for a run in this state."""
+    """What to run next for a run in this state: a command that can succeed."""
     if run.status == "failed" or run.status == "timed_out" or run.status == "cancelled":
         if run.provider == "tenant":
             # Alga retries only failed executions (and then links `retry`): name retry
@@ -365,6 +405,10 @@ def next_command_hint(run: Run) -> str | None:
             if offered or (offered is None and run.status == "failed"):
                 return f"autorun retry {run.id}"
             return f"autorun replay {run.id} --definition FILE"
+        if run.provider == "local" and run.status == "failed":
+            instead = _local_failure_hint(run)
+            if instead:
+                return instead
         if run.links.get("retry") or run.provider in ("generic", "local"):
             return f"autorun retry {run.id}"
         return f"autorun replay {run.id} --definition FILE"
@@ -374,23 +418,28 @@ def next_command_hint(run: Run) -> str | None:
 
 
 class _ErrorBox:
-    """The error in a red box, or unboxed when a word is too long for the box
-    (a box would cut it); drawn for the width at render time."""
+    """The error in a red box, and its hint — a command, never broken over lines so it
+    pastes whole. Unboxed when a word or the hint is too long for the box (a box would
+    cut it); drawn for the width at render time."""
 
-    def __init__(self, body: Text):
+    def __init__(self, body: Text, hint: str | None):
         self.body = body
+        self.hint = Text.assemble(("hint: ", "bold"), hint) if hint else None
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from autorun_cli.render.layout import longest_word
 
-        if longest_word(self.body) <= options.max_width - 4:
-            yield Panel(self.body, title="Error", title_align="left", border_style="red", expand=False)
+        room = options.max_width - 4
+        if longest_word(self.body) <= room and (self.hint is None or self.hint.cell_len <= room):
+            yield Panel(self.body + Text("\n") + self.hint if self.hint else self.body,
+                        title="Error", title_align="left", border_style="red", expand=False)
             return
         yield Text("Error", style="bold red")
-        for line in wrap_words(self.body, options.max_width - 2):
+        lines = wrap_words(self.body, options.max_width - 2) + ([self.hint] if self.hint else [])
+        for line in lines:
             if line.cell_len + 2 <= options.max_width:
                 line = Text("  ") + line
-            line.no_wrap, line.overflow = True, "ignore"  # a too-long word runs past the edge, whole
+            line.no_wrap, line.overflow = True, "ignore"  # too long: runs past the edge, whole
             yield line
 
 
@@ -410,10 +459,7 @@ def error_panel(run: Run) -> RenderableType:
             if len(lines) > 8:
                 body.append(f"\n… {len(lines) - 8} more lines (see -o json)", style="dim")
     hint = next_command_hint(run)
-    if hint:
-        body.append("\nhint: ", style="bold")
-        body.append(clean(hint))
-    return _ErrorBox(body)
+    return _ErrorBox(body, clean(hint) if hint else None)
 
 
 def run_view(run: Run, time_format: str = "iso", now: datetime | None = None, details: bool = False) -> RenderableType:
@@ -435,5 +481,6 @@ def run_view(run: Run, time_format: str = "iso", now: datetime | None = None, de
     else:
         hint = next_command_hint(run)
         if hint:
-            parts += [Text(""), Text.assemble(("next: ", "dim"), (hint, "dim"))]
+            # A command: one line, never broken (it must paste whole).
+            parts += [Text(""), Text.assemble(("next: ", "dim"), (hint, "dim"), no_wrap=True, overflow="ignore")]
     return Group(*parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -151,6 +152,25 @@ def _report_view(report: Report):
     return Group(*parts)
 
 
+def _divergence_hint(source: str, definition: str | None, first: Report) -> str:
+    """Where to compare the automation with what the run did — a command that works
+    where the run came from: a run ID of this provider can be shown; a run read from
+    a file or stdin may exist on no provider, so the report itself shows each step."""
+    import shlex
+
+    from autorun_cli.replay.source import looks_like_file
+
+    if not looks_like_file(source):
+        return f"compare the automation with what the run did: autorun show {first.run_id}"
+    where = "the recorded and replayed values of each step"
+    if source == "-":
+        return f"see {where}: pipe the same runs to `autorun replay - {'-d ' + shlex.quote(definition) + ' ' if definition else ''}-o json`"
+    command = f"autorun replay {shlex.quote(source)}" + (f" -d {shlex.quote(definition)}" if definition else "")
+    step = first.first_divergence.step if first.first_divergence else None
+    select = f' | select(.key == "{step}")' if step else ""
+    return f"see {where}: {command} -o json | jq '.steps[]{select}'"
+
+
 def replay_cmd(
     opts: Opts,
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="A run ID of the current provider, a JSON file from `show -o json` (with or without --raw), a vendor's run document, or - for ndjson on stdin.")],
@@ -177,7 +197,7 @@ def replay_cmd(
                 for i, report in zip(positions, reports_of, strict=True):
                     by_position[i] = report
         reports = [by_position[i] for i in range(len(recorded))]
-        _print(s, reports, many=len(reports) > 1 or source == "-")
+        _print(s, reports, many=len(reports) > 1 or source == "-", hint=lambda first: _divergence_hint(source, definition, first))
 
 
 def summary(reports: list[Report]) -> dict[str, int]:
@@ -190,7 +210,7 @@ def summary_line(counts: dict[str, int]) -> str:
     return f"{counts['replayed']} replayed: {counts['match']} match, {counts['diverge']} diverge"
 
 
-def _print(s: Session, reports: list[Report], *, many: bool) -> None:
+def _print(s: Session, reports: list[Report], *, many: bool, hint: Callable[[Report], str]) -> None:
     """One report in full; many (a history: ``-`` or a file of runs) as one line each
     and a summary, or -o json ``{"results": [...], "summary": {...}}``. Exit 1 when
     any run diverged."""
@@ -227,7 +247,7 @@ def _print(s: Session, reports: list[Report], *, many: bool) -> None:
         first = diverged[0]
         err = RunFailedError(
             f"{len(diverged)} of {len(reports)} replayed runs diverged; first: {first.run_id}, {first.first_divergence.describe() if first.first_divergence else ''}",
-            hint="compare the automation with what the run did: autorun show " + first.run_id,
+            hint=hint(first),
             code="diverged",
         )
         if out.mode in ("json", "ndjson"):
