@@ -152,7 +152,7 @@ def _report_view(report: Report):
     return Group(*parts)
 
 
-def _divergence_hint(source: str, definition: str | None, first: Report) -> str:
+def _divergence_hint(source: str, definition: str | None, first: Report, many: bool = False) -> str:
     """Where to compare the automation with what the run did — a command that works
     where the run came from: a run ID of this provider can be shown; a run read from
     a file or stdin may exist on no provider, so the report itself shows each step."""
@@ -166,9 +166,13 @@ def _divergence_hint(source: str, definition: str | None, first: Report) -> str:
     if source == "-":
         return f"see {where}: pipe the same runs to `autorun replay - {'-d ' + shlex.quote(definition) + ' ' if definition else ''}-o json`"
     command = f"autorun replay {shlex.quote(source)}" + (f" -d {shlex.quote(definition)}" if definition else "")
+    import json
+
     step = first.first_divergence.step if first.first_divergence else None
-    select = f' | select(.key == "{step}")' if step else ""
-    return f"see {where}: {command} -o json | jq '.steps[]{select}'"
+    program = ".steps[]" + (f" | select(.key == {json.dumps(step)})" if step else "")
+    if many:  # {"results": [...]}: the first run that diverged
+        program = f".results[] | select(.run_id == {json.dumps(first.run_id)}) | {program}"
+    return f"see {where}: {command} -o json | jq {shlex.quote(program)}"
 
 
 def replay_cmd(
@@ -197,7 +201,8 @@ def replay_cmd(
                 for i, report in zip(positions, reports_of, strict=True):
                     by_position[i] = report
         reports = [by_position[i] for i in range(len(recorded))]
-        _print(s, reports, many=len(reports) > 1 or source == "-", hint=lambda first: _divergence_hint(source, definition, first))
+        many = len(reports) > 1 or source == "-"
+        _print(s, reports, many=many, hint=lambda first: _divergence_hint(source, definition, first, many))
 
 
 def summary(reports: list[Report]) -> dict[str, int]:
