@@ -482,5 +482,5 @@ def run_view(run: Run, time_format: str = "iso", now: datetime | None = None, de
         hint = next_command_hint(run)
         if hint:
             # A command: one line, never broken (it must paste whole).
-            parts += [Text(""), Text.assemble(("next: ", "dim"), (hint, "dim"), no_wrap=True, overflow="ignore")]
+            parts += [Text(""), Text.assemble(("next: ", "dim"), (clean(hint), "dim"), no_wrap=True, overflow="ignore")]
     return Group(*parts)
