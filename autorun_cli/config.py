@@ -387,14 +387,27 @@ def resolve(opts: Any) -> Any:
 
 def engine_url(opts: Any = None) -> str | None:
     """The local engine's store: ``--engine-url`` / ``AUTORUN_ENGINE_URL`` (merged into
-    ``opts``), else the selected profile's ``engine_url``, else None (``<home>/engine.db``)."""
+    ``opts``), else the selected profile's ``engine_url``, else None (``<home>/engine.db``).
+
+    Only that value is read: another broken key of the profile does not stop the local
+    engine, and an unparsable file stops it only when a profile was asked for."""
     explicit = getattr(opts, "engine_url", None) or os.environ.get("AUTORUN_ENGINE_URL")
     if explicit:
         return explicit
-    path = config_path()
-    if not path.is_file():
+    loaded = read()
+    asked = getattr(opts, "profile", None) or os.environ.get("AUTORUN_PROFILE")
+    if loaded.error is not None:
+        if asked:
+            raise loaded.error
+        _warn(f"{loaded.error.message}; ignoring the file (the local engine uses its default store)")
         return None
-    doc = load(path)
-    name = getattr(opts, "profile", None) or os.environ.get("AUTORUN_PROFILE") or doc.get("default_profile")
-    profile = doc.get("profiles", {}).get(name) if name else None
-    return profile.get("engine_url") if isinstance(profile, dict) else None
+    name = asked or loaded.doc.get("default_profile")
+    if not isinstance(name, str):
+        return None
+    if asked and name not in loaded.profiles:
+        loaded.profile(name)  # raises: unknown profile, naming the known ones
+    profile = loaded.profiles.get(name)
+    value = profile.get("engine_url") if isinstance(profile, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise loaded.fail(f"profiles.{name}.engine_url must be a string", 'write it as engine_url = "postgresql://…"', name=name, key="engine_url")
+    return value

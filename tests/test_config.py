@@ -257,3 +257,18 @@ def test_fill_path_fills_documented_placeholders_and_refuses_missing_ones():
     assert config.fill_path("get_path", "/a/{automation}/{automation_id}/{id}/{{x}}", {"automation_id": "au", "id": "r1"}) == "/a/au/au/r1/{x}"
     with pytest.raises(UsageError, match=r"uses \{automation\}, which this endpoint does not have"):
         config.fill_path("get_path", "/a/{automation}/{id}", {"id": "r1"})
+
+
+def test_local_engine_commands_read_only_the_engine_url_of_the_profile(isolated):
+    (isolated / "config.toml").write_text(BROKEN_TOML)
+    r = invoke("automations", "list", "-o", "json")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "[]\n"
+    assert "line 3: not valid TOML" in r.stderr and "the local engine uses its default store" in r.stderr
+    assert fails(2, "automations", "list", env={"AUTORUN_PROFILE": "crm"})[0].startswith(f"error: config file {isolated / 'config.toml'}, line 3")
+    # A default profile broken elsewhere still names its store.
+    (isolated / "config.toml").write_text(
+        f'default_profile = "crm"\n[profiles.crm]\nprovider = "plannr"\nbase_ulr = "x"\nengine_url = "sqlite:///{isolated}/other.db"\n'
+    )
+    assert invoke("automations", "list", "-o", "json").exit_code == 0
+    assert (isolated / "other.db").exists()
