@@ -179,7 +179,7 @@ def test_unknown_profile_key_and_profile(isolated):
     assert r.stderr == (
         f"error: config file {isolated / 'config.toml'}, line 3: unknown key profiles.crm.base_ulr\n"
         "hint: known keys: provider, base_url, token, token_env, tenant, account, automation, "
-        "list_path, get_path, retry_path, cancel_path, events_path\n"
+        "list_path, get_path, retry_path, cancel_path, events_path, engine_url\n"
     )
     (isolated / "config.toml").write_text('[profiles.crm]\nprovider = "plannr"\n')
     r = invoke("list", "-p", "other")
