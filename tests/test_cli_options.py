@@ -207,7 +207,7 @@ def test_help_names_values_in_words_and_groups_the_shared_options(path):
         assert typed not in text, (path, typed, text)
     if "-p/--profile" in text:  # a command with the shared options
         section = text.split("Global options (also before the command; see autorun --help):", 1)[1]
-        flat = " ".join(section.split()).replace("\u00a0", " ")
+        flat = " ".join(section.split())
         for flag in ("-p/--profile NAME", "--provider NAME", "--base-url URL", "--tenant UUID", "--account UUID",
                      "--automation ID", "-o/--output table|json|ndjson|id", "--json", "--color auto|always|never",
                      "--time-format relative|iso", "-v/--verbose", "--jq EXPR"):

@@ -175,8 +175,7 @@ class AutorunCommand(TyperCommand):
                 args.append((arg_name(param), record[1]))
             elif param.name in o.COMMON:
                 flag = "/".join(sorted(param.opts, key=len))
-                # A no-break space keeps each flag with its value when the line wraps.
-                shared.append(flag if getattr(param, "is_flag", False) or not param.metavar else f"{flag}\u00a0{param.metavar}")
+                shared.append(flag if getattr(param, "is_flag", False) or not param.metavar else f"{flag} {param.metavar}")
             else:
                 own.append((metavar_word(param, record[0]), record[1]))
         if args:
@@ -187,7 +186,18 @@ class AutorunCommand(TyperCommand):
                 formatter.write_dl(own)
         if shared:
             with formatter.section("Global options (also before the command; see autorun --help)"):
-                formatter.write_text(", ".join(shared))
+                # Wrapped between flags only: a flag and its value stay on one line.
+                indent = " " * formatter.current_indent
+                room = max((formatter.width or 80) - formatter.current_indent, 20)
+                line = ""
+                for n, item in enumerate(shared):
+                    piece = item + ("," if n < len(shared) - 1 else "")
+                    if line and len(line) + 1 + len(piece) > room:
+                        formatter.write(indent + line + "\n")
+                        line = piece
+                    else:
+                        line = f"{line} {piece}" if line else piece
+                formatter.write(indent + line + "\n")
 
 
 def _use_command_class(app: typer.Typer) -> None:
