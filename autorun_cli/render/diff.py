@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich import box
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from autorun_cli.render import _UUID, _t, safe, status_text
+from autorun_cli.render.layout import Col, FitTable
 from autorun_cli.textsafe import clean
 from autorun_cli.timeutil import human_duration
 
@@ -95,42 +94,47 @@ def diff_view(doc: dict[str, Any], time_format: str = "iso", now: datetime | Non
     parts.append(Text(""))
 
     changed_fields = {f["field"] for f in doc["fields"]}
-    head = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    head.add_column("", style="bold", no_wrap=True)
-    head.add_column("A", overflow="fold", ratio=1)
-    head.add_column("B", overflow="fold", ratio=1)
     a, b = doc["a"], doc["b"]
-    head.add_row("run", safe(a["id"], "bold"), safe(b["id"], "bold"))
-    sa, sb = status_text(a["status"]), status_text(b["status"])
-    if "status" in changed_fields:
-        sa.stylize(CHANGED)
-        sb.stylize(CHANGED)
-    head.add_row("status", sa, sb)
-    values = {f["field"]: f for f in doc["fields"]}
-    for name in ("error", "trigger.event", "identity.value"):
-        if name in values:
-            head.add_row(name, Text(_value(values[name]["a"]), style=CHANGED), Text(_value(values[name]["b"]), style=CHANGED))
-    if a["automation_id"] != b["automation_id"]:
-        head.add_row("automation", safe(a["automation_id"], CHANGED), safe(b["automation_id"], CHANGED))
-    head.add_row("created", Text(_t(a["created_at"], time_format, now)), Text(_t(b["created_at"], time_format, now)))
-    took = Text(human_duration(a["duration_ms"]) or "—")
+    # The two runs, one line each: IDs, statuses and times are never cut (FitTable).
+    runs = FitTable(
+        Col("", style="bold"),
+        Col("RUN", priority=3),
+        Col("STATUS", priority=2),
+        Col("CREATED", priority=0),
+        Col("TOOK", justify="right", priority=1),
+    )
     delta = a["duration_ms"] - b["duration_ms"] if a["duration_ms"] is not None and b["duration_ms"] is not None else None
-    if delta is not None:
-        took.append(f"  ({signed_duration(delta)})", style="dim")
-    head.add_row("took", took, Text(human_duration(b["duration_ms"]) or "—"))
-    parts.append(head)
+    for side, run in (("A", a), ("B", b)):
+        status = status_text(run["status"])
+        if "status" in changed_fields:
+            status.stylize(CHANGED)
+        took = Text(human_duration(run["duration_ms"]) or "—")
+        if side == "A" and delta is not None:
+            took.append(f" ({signed_duration(delta)})", style="dim")
+        runs.add_row(side, safe(run["id"], "bold"), status, Text(_t(run["created_at"], time_format, now)), took)
+    parts.append(runs)
+
+    # The run-level values that differ, side by side.
+    values = {f["field"]: f for f in doc["fields"]}
+    differing = [name for name in ("error", "trigger.event", "identity.value") if name in values]
+    if differing or a["automation_id"] != b["automation_id"]:
+        fields = FitTable(Col("FIELD", style="bold"), Col("A", "fold", min_width=12), Col("B", "fold", min_width=12))
+        for name in differing:
+            fields.add_row(name, Text(_value(values[name]["a"]), style=CHANGED), Text(_value(values[name]["b"]), style=CHANGED))
+        if a["automation_id"] != b["automation_id"]:
+            fields.add_row("automation", safe(a["automation_id"] or "—", CHANGED), safe(b["automation_id"] or "—", CHANGED))
+        parts += [Text(""), fields]
 
     if doc["steps"]:
-        steps = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Steps", title_justify="left", title_style="bold")
-        steps.add_column("", no_wrap=True)
-        # Whole step names where they fit (up to 24 columns from 80 up): they are what
-        # people look for. Narrower, the A and B cells need the room.
-        longest = max(len(row_label(r)) + (8 if "order" in r["changed"] else 0) for r in doc["steps"])
-        steps.add_column("STEP", overflow="fold", min_width=min(longest, 24 if width >= 80 else 10), max_width=30)
-        # Each side: status, attempt and time taken, then branch and error below.
-        steps.add_column("A", overflow="fold", ratio=1, min_width=12)
-        steps.add_column("B", overflow="fold", ratio=1, min_width=12)
-        steps.add_column("Δ TOOK", justify="right", no_wrap=True)
+        steps = FitTable(
+            Col(""),
+            Col("STEP", "fold", min_width=10, priority=3),
+            # Each side: status, attempt and time taken, then branch and error below.
+            Col("A", "fold", min_width=14, priority=2),
+            Col("B", "fold", min_width=14, priority=2),
+            Col("Δ TOOK", justify="right", priority=1),
+            title="Steps",
+        )
         for row in doc["steps"]:
             changed = row["changed"]
             mark = Text("≠", style="red bold") if changed else Text(" ")

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich import box
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from autorun_cli.render import STATUS_STYLE, safe
 from autorun_cli.render.diff import row_label
+from autorun_cli.render.layout import Col, FitTable
 from autorun_cli.timeutil import human_duration
 
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
@@ -45,18 +44,21 @@ def duration_bar(p50: int | None, p95: int | None, scale: int, width: int) -> Te
 
 
 def status_bar(by_status: dict[str, int], total: int, width: int) -> Text:
-    """Runs by status as one stacked bar; every status present gets at least a cell."""
+    """Runs by status as one stacked bar, exactly ``width`` cells (largest remainders
+    get the rounding); every status present gets at least a cell."""
     if total <= 0:
         return Text("·" * width, style="dim")
-    cells = {s: max(1, round(n / total * width)) for s, n in by_status.items()}
-    # Keep the total width: take the rounding excess from the largest segments.
-    while sum(cells.values()) > width:
-        biggest = max(cells, key=lambda k: cells[k])
-        cells[biggest] -= 1
+    exact = {s: n / total * width for s, n in by_status.items()}
+    cells = {s: max(1, int(x)) for s, x in exact.items()}
+    for s in sorted(exact, key=lambda k: exact[k] - int(exact[k]), reverse=True):
+        if sum(cells.values()) >= width:
+            break
+        cells[s] += 1
+    while sum(cells.values()) > width and max(cells.values()) > 1:
+        cells[max(cells, key=lambda k: cells[k])] -= 1
     text = Text()
     for status, n in cells.items():
         text.append("█" * n, style=STATUS_STYLE.get(status, STATUS_STYLE["unknown"])[1])
-    text.append("·" * (width - sum(cells.values())), style="dim")
     return text
 
 
@@ -96,17 +98,18 @@ def stats_view(doc: dict[str, Any], time_format: str = "iso", now: datetime | No
         medium = width >= 80 and scale > 0
         rate_w = 10 if wide else 5 if medium else 4
         dur_w = 30 if width >= 120 else 20 if wide else 8
-        longest = max(len(row_label(s)) for s in doc["steps"])
         title = "Steps" + (f"   duration bars: p50 █, p95 ░, full width {_ms(scale)}" if medium else "")
-        steps = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title, title_justify="left", title_style="bold")
-        steps.add_column("STEP", overflow="fold", min_width=min(longest, 24 if wide else 22 if medium else 16), max_width=36)
-        steps.add_column("RUNS", justify="right", no_wrap=True)
-        steps.add_column("FAILED", justify="right", no_wrap=True)
-        steps.add_column("FAILURE RATE" if wide else "FAIL %", no_wrap=True)
-        steps.add_column("P50", justify="right", no_wrap=True, min_width=6)
-        steps.add_column("P95", justify="right", no_wrap=True, min_width=6)
+        cols = [
+            Col("STEP", "fold", min_width=12, priority=3),
+            Col("RUNS", justify="right", priority=2),
+            Col("FAILED", justify="right", priority=2),
+            Col("FAILURE RATE" if wide else "FAIL %", priority=2),
+            Col("P50", justify="right", priority=1),
+            Col("P95", justify="right", priority=1),
+        ]
         if medium:
-            steps.add_column("", no_wrap=True)
+            cols.append(Col("", optional=True))
+        steps = FitTable(*cols, title=title)
         for s in doc["steps"]:
             rate = s["failure_rate"]
             rate_cell = bar(rate, rate_w, "red" if rate else "green")
@@ -121,14 +124,16 @@ def stats_view(doc: dict[str, Any], time_format: str = "iso", now: datetime | No
         parts += [Text(""), steps]
 
     if doc["waits"]:
-        waits = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="Waits", title_justify="left", title_style="bold")
-        waits.add_column("STEP", overflow="fold", min_width=min(max(len(str(w["step_key"] or "")) for w in doc["waits"]), 20))
-        waits.add_column("EVENT", overflow="fold", min_width=min(max(len(str(w["event"] or "")) for w in doc["waits"]), 20))
-        waits.add_column("WAITS", justify="right", no_wrap=True)
-        waits.add_column("RECEIVED", justify="right", no_wrap=True)
-        waits.add_column("TIMED OUT" if width >= 80 else "T/O", justify="right", no_wrap=True)
-        waits.add_column("WAITING", justify="right", no_wrap=True)
-        waits.add_column("TIMEOUT RATE" if width >= 100 else "T/O %", no_wrap=True, justify="right")
+        waits = FitTable(
+            Col("STEP", priority=3),
+            Col("EVENT", priority=2),
+            Col("WAITS", justify="right", priority=2),
+            Col("RECEIVED", justify="right", priority=2),
+            Col("TIMED OUT" if width >= 80 else "T/O", justify="right", priority=2),
+            Col("WAITING", justify="right", priority=2),
+            Col("TIMEOUT RATE" if width >= 100 else "T/O %", justify="right", priority=1),
+            title="Waits",
+        )
         for w in doc["waits"]:
             rate = w["timeout_rate"]
             rate_cell = bar(rate, 8, "red" if rate else "green") + Text(" ") if width >= 100 else Text()
@@ -145,12 +150,13 @@ def stats_view(doc: dict[str, Any], time_format: str = "iso", now: datetime | No
     if doc["errors"]:
         shown = doc["errors"][:10]
         title = "Top errors" + (f" (10 of {len(doc['errors'])}; all with -o json)" if len(doc["errors"]) > 10 else "")
-        errors = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title, title_justify="left", title_style="bold")
-        errors.add_column("COUNT", justify="right", no_wrap=True)
-        errors.add_column("MESSAGE", overflow="fold", ratio=1, min_width=20)
-        if width >= 100:
-            errors.add_column("STEP", overflow="fold", max_width=24)
-        errors.add_column("LAST RUN", no_wrap=True)
+        errors = FitTable(
+            Col("COUNT", justify="right"),
+            Col("MESSAGE", "fold", min_width=20, ratio=3, priority=2),
+            *([Col("STEP", "fold", min_width=10, optional=True)] if width >= 100 else []),
+            Col("LAST RUN", priority=3, label="last run"),
+            title=title,
+        )
         for e in shown:
             message = safe(e["message"], "red")
             if width >= 100:
