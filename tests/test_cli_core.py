@@ -33,6 +33,17 @@ def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = No
     return runner.invoke(app, list(args), env=env, input=input)
 
 
+def error_lines(result, code: int) -> tuple[str, str]:
+    """The contract's failure: exit ``code``, nothing on stdout (table mode), and on
+    stderr exactly one ``error:`` line and one ``hint:`` line, no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), result.stderr
+    return lines[0][len("error: "):], lines[1][len("hint: "):]
+
+
 # -- version, help -----------------------------------------------------------
 
 def test_version_prints_package_version():
@@ -40,13 +51,14 @@ def test_version_prints_package_version():
 
     result = invoke("--version")
     assert result.exit_code == 0
-    assert result.stdout.strip() == f"autorun {__version__}"
+    assert result.stdout == f"autorun {__version__}\n"
+    assert result.stderr == ""
 
 
 def test_unknown_flag_is_usage_error_exit_2():
-    result = invoke("list", "--no-such-flag")
-    assert result.exit_code == 2
-    assert "Traceback" not in result.output
+    error, hint = error_lines(invoke("list", "--no-such-flag"), 2)
+    assert error == "No such option: --no-such-flag"
+    assert hint == "see `autorun list --help`"
 
 
 # -- local default, empty store ----------------------------------------------
@@ -54,8 +66,11 @@ def test_unknown_flag_is_usage_error_exit_2():
 def test_list_with_no_configuration_uses_local_and_prints_json_array():
     result = invoke("list", "-o", "json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [] or isinstance(json.loads(result.stdout), list)
+    assert result.stdout == "[]\n"  # an empty store: an empty array, not nothing
     assert result.stderr == ""
+    table = invoke("list")
+    assert table.exit_code == 0 and table.stdout == ""
+    assert table.stderr == "no runs match\n"
 
 
 # -- errors --------------------------------------------------------------------
@@ -67,8 +82,7 @@ def test_json_mode_error_document_on_stdout_and_lines_on_stderr():
     assert doc["error"]["code"] == "usage"
     assert "bogus" in doc["error"]["message"]
     assert doc["error"]["hint"].startswith("use one or more of")
-    lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("error: ") and lines[1].startswith("hint: ")
+    assert result.stderr == f"error: {doc['error']['message']}\nhint: {doc['error']['hint']}\n"
 
 
 def test_options_before_the_command_apply_and_after_wins():
@@ -76,33 +90,32 @@ def test_options_before_the_command_apply_and_after_wins():
     assert before.exit_code == 2
     assert json.loads(before.stdout)["error"]["code"] == "usage"
     after = invoke("-o", "json", "list", "-o", "table", "--status", "nope")
-    assert after.exit_code == 2
-    assert after.stdout == ""  # table mode: the error goes to stderr only
+    error, _ = error_lines(after, 2)  # table mode: the error goes to stderr only
+    assert error == json.loads(before.stdout)["error"]["message"]
 
 
 def test_unknown_provider_exit_2():
-    result = invoke("list", "--provider", "nosuch")
-    assert result.exit_code == 2
-    assert "unknown provider 'nosuch'" in result.stderr
-    assert "hint: use one of: plannr, sendrealm, tenant, generic, local" in result.stderr
+    error, hint = error_lines(invoke("list", "--provider", "nosuch"), 2)
+    assert error == "unknown provider 'nosuch'"
+    assert hint == "use one of: plannr, sendrealm, tenant, generic, local"
 
 
 def test_http_provider_without_base_url_names_the_fix():
-    result = invoke("list", "--provider", "plannr")
-    assert result.exit_code == 2
-    assert "AUTORUN_BASE_URL" in result.stderr
+    error, hint = error_lines(invoke("list", "--provider", "plannr"), 2)
+    assert error == "no base URL for the plannr provider"
+    assert hint.startswith("pass --base-url URL, set AUTORUN_BASE_URL, or add one to the profile")
 
 
 def test_bad_since_value():
-    result = invoke("list", "--since", "yesterdayish")
-    assert result.exit_code == 2
-    assert "not a time" in result.stderr
+    error, hint = error_lines(invoke("list", "--since", "yesterdayish"), 2)
+    assert error == "--since 'yesterdayish' is not a time (accepted: a duration ago up to 36500d, or an ISO 8601 time)"
+    assert hint == "e.g. --since 2h, --since 2026-06-01, --since 2026-06-08T14:00:00Z"
 
 
 def test_malformed_id_exit_2():
-    result = invoke("show", "../etc/passwd")
-    assert result.exit_code == 2
-    assert "malformed run ID" in result.stderr
+    error, hint = error_lines(invoke("show", "../etc/passwd"), 2)
+    assert error.startswith("malformed run ID '../etc/passwd'")
+    assert "autorun list" in hint
 
 
 def test_internal_error_has_no_traceback_unless_debug(monkeypatch):
@@ -127,21 +140,28 @@ def test_config_add_use_show_remove(isolated, monkeypatch):
     cfg = isolated / "config.toml"
     r = invoke("config", "add", "crm", "--provider", "plannr", "--base-url", "https://api.plannrcrm.com", "--token-env", "PLANNR_TOKEN")
     assert r.exit_code == 0, r.output
+    assert (r.stdout, r.stderr) == ("", f"saved profile 'crm' in {cfg} (default)\n")
     assert stat.S_IMODE(cfg.stat().st_mode) == 0o600
     r = invoke("config", "add", "mail", "--provider", "sendrealm", "--base-url", "https://api.sendrealm.com", "--token-stdin", input="s3cr3t-token\n")
-    assert r.exit_code == 0, r.output
-    listed = json.loads(invoke("config", "list", "-o", "json").stdout)
-    assert [(p["name"], p["default"]) for p in listed] == [("crm", True), ("mail", False)]
-    assert invoke("config", "use", "mail").exit_code == 0
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", f"saved profile 'mail' in {cfg}\n")
+    listed = invoke("config", "list", "-o", "json")
+    assert listed.stderr == ""
+    assert [(p["name"], p["default"]) for p in json.loads(listed.stdout)] == [("crm", True), ("mail", False)]
+    used = invoke("config", "use", "mail")
+    assert (used.exit_code, used.stdout, used.stderr) == (0, "", "default profile is now 'mail'\n")
     shown = invoke("config", "show", "-o", "json")
-    assert shown.exit_code == 0
+    assert shown.exit_code == 0 and shown.stderr == ""
     doc = json.loads(shown.stdout)
     assert doc["name"] == "mail" and doc["token"] == "***"
     assert "s3cr3t-token" not in shown.output
     table = invoke("config", "show", "mail")
-    assert "s3cr3t-token" not in table.output
-    assert invoke("config", "remove", "mail").exit_code == 0
+    assert "s3cr3t-token" not in table.output and "***" in table.stdout
+    removed = invoke("config", "remove", "mail")
+    assert (removed.exit_code, removed.stdout) == (0, "")
+    assert removed.stderr == "removed profile 'mail'; the default is now 'crm'\n"
     assert json.loads(invoke("config", "show", "-o", "json").stdout)["name"] == "crm"
+    error, hint = error_lines(invoke("config", "remove", "mail"), 2)
+    assert error == f"no profile 'mail' in {cfg}" and hint == "see `autorun config list`"
 
 
 def test_profile_precedence_flag_over_env_over_profile(isolated, monkeypatch):
@@ -159,17 +179,16 @@ def test_profile_precedence_flag_over_env_over_profile(isolated, monkeypatch):
 
 def test_missing_token_env_is_reported(isolated):
     invoke("config", "add", "crm", "--provider", "plannr", "--base-url", "https://x.example", "--token-env", "NOPE_TOKEN")
-    r = invoke("list")
-    assert r.exit_code == 2
-    assert "$NOPE_TOKEN" in r.stderr and "export NOPE_TOKEN" in r.stderr
+    error, hint = error_lines(invoke("list"), 2)
+    assert error == "profile 'crm' reads its token from $NOPE_TOKEN, which is not set"
+    assert hint == "export NOPE_TOKEN=… (or AUTORUN_TOKEN=…)"
 
 
 def test_invalid_toml_names_file_and_fix(isolated):
     (isolated / "config.toml").write_text("[profiles.crm\nprovider = 'plannr'\n")
-    r = invoke("list")
-    assert r.exit_code == 2
-    assert str(isolated / "config.toml") in r.stderr
-    assert "not valid TOML" in r.stderr and r.stderr.count("\n") == 2
+    error, hint = error_lines(invoke("list"), 2)
+    assert error.startswith(f"config file {isolated / 'config.toml'}, line 1: not valid TOML: ")
+    assert hint == "fix that line, or move the file aside and recreate it with `autorun config add`"
 
 
 def test_unknown_profile_key_and_profile(isolated):
@@ -182,15 +201,26 @@ def test_unknown_profile_key_and_profile(isolated):
         "list_path, get_path, retry_path, cancel_path, events_path, engine_url\n"
     )
     (isolated / "config.toml").write_text('[profiles.crm]\nprovider = "plannr"\n')
-    r = invoke("list", "-p", "other")
-    assert r.exit_code == 2 and "unknown profile 'other'" in r.stderr
+    error, hint = error_lines(invoke("list", "-p", "other"), 2)
+    assert error == f"unknown profile 'other' (config file {isolated / 'config.toml'}; profiles: crm)"
+    assert hint == "create it with `autorun config add other --provider … --base-url …` or pick one with -p"
 
 
-def test_config_add_validates_input():
-    assert invoke("config", "add", "x", "--provider", "plannr").exit_code == 2
-    assert invoke("config", "add", "x", "--provider", "zz", "--base-url", "https://a").exit_code == 2
-    assert invoke("config", "add", "x y", "--provider", "local").exit_code == 2
-    assert invoke("config", "add", "x", "--provider", "plannr", "--base-url", "ftp://a").exit_code == 2
+def test_config_add_validates_input(isolated):
+    cases = [
+        (("x", "--provider", "plannr"), "the plannr provider needs --base-url",
+         "e.g. autorun config add x --provider plannr --base-url https://api.example.com"),
+        (("x", "--provider", "zz", "--base-url", "https://a"), "unknown provider 'zz'",
+         "use one of: plannr, sendrealm, tenant, generic, local"),
+        (("x y", "--provider", "local"), "profile name 'x y' is not allowed", "use letters, digits, '-', '_' or '.'"),
+        (("x", "--provider", "plannr", "--base-url", "ftp://a"), "base URL 'ftp://a' is not an http(s) URL",
+         "pass e.g. --base-url https://api.example.com"),
+        (("x", "--provider", "local", "--token-env", "NOT-A-VAR"), "--token-env 'NOT-A-VAR' is not an environment variable name",
+         "e.g. --token-env PLANNR_TOKEN"),
+    ]
+    for args, message, fix in cases:
+        assert error_lines(invoke("config", "add", *args), 2) == (message, fix)
+    assert not (isolated / "config.toml").exists()  # nothing written for bad input
 
 
 # -- output safety ------------------------------------------------------------------
@@ -255,12 +285,15 @@ def test_markup_and_escapes_in_api_text_are_shown_literally(evil):
 
 def test_json_output_keeps_text_exact(evil):
     r = invoke("list", "-o", "json")
+    assert r.exit_code == 0 and r.stderr == ""
     assert json.loads(r.stdout)[0]["name"] == evil
 
 
 def test_no_color_env_means_no_escape_codes_even_when_forced_auto(evil):
-    r = invoke("list", env={"NO_COLOR": "1"})
-    assert "\x1b[" not in r.stdout
+    r = invoke("list", env={"NO_COLOR": "1", "COLUMNS": "250"})
+    assert r.exit_code == 0 and r.stderr == ""
+    assert "run_1" in r.stdout  # the table is there...
+    assert "\x1b[" not in r.stdout  # ...without a single escape code
 
 
 # -- completions --------------------------------------------------------------------

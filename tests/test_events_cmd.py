@@ -44,6 +44,15 @@ def send(*args: str, **kw):
     return cli("events", "send", *args, "--provider", "fake", **kw)
 
 
+def failure(result, code: int) -> tuple[str, str]:
+    """Exit ``code``, nothing on stdout, and exactly an ``error:`` and a ``hint:`` line."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), result.stderr
+    return lines[0][len("error: "):], lines[1][len("hint: "):]
+
+
 def sent():
     events = [c[1] for c in FakeProvider.calls if c[0] == "event"]
     assert len(events) == 1
@@ -76,29 +85,34 @@ def test_default_key_is_fresh_and_printed_on_stderr():
 
 
 def test_id_is_the_idempotency_key():
-    assert send("mail.open", "--id", "evt_7").exit_code == 0
+    result = send("mail.open", "--id", "evt_7")
+    assert result.exit_code == 0
     assert sent().idempotency_key == "evt_7"
+    assert "idempotency key:" not in result.stderr  # given, so not announced
+    assert result.stderr == "sent mail.open; accepted\n" and result.stdout == ""
 
 
 def test_id_and_key_that_differ_are_refused():
     result = send("mail.open", "--id", "evt_7", "--idempotency-key", "other")
-    assert result.exit_code == 2
-    assert "hint: pass only one of them" in result.stderr
+    assert failure(result, 2) == ("--id and --idempotency-key name the same thing and were given different values", "pass only one of them")
     assert FakeProvider.calls == []
 
 
 def test_payload_from_a_file_and_from_stdin(tmp_path):
     path = tmp_path / "p.json"
     path.write_text('{"plan": "pro"}', encoding="utf-8")
-    assert send("x", "--payload", f"@{path}").exit_code == 0
+    from_file = send("x", "--payload", f"@{path}", "--id", "k1")
+    assert (from_file.exit_code, from_file.stderr) == (0, "sent x; accepted\n")
     assert sent().payload == {"plan": "pro"}
     FakeProvider.reset()
-    assert send("x", "--payload", "@-", input='{"from": "stdin"}').exit_code == 0
+    from_stdin = send("x", "--payload", "@-", "--id", "k2", input='{"from": "stdin"}')
+    assert (from_stdin.exit_code, from_stdin.stderr) == (0, "sent x; accepted\n")
     assert sent().payload == {"from": "stdin"}
 
 
 def test_no_payload_is_an_empty_object():
-    send("x")
+    result = send("x", "--id", "k")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "sent x; accepted\n")
     assert sent().payload == {}
 
 
@@ -113,25 +127,27 @@ def test_no_payload_is_an_empty_object():
 ])
 def test_bad_payload_is_exit_2_with_a_hint(payload, message):
     result = send("x", "--payload", payload)
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == message
-    assert result.stderr.splitlines()[1].startswith("hint: ")
+    error, hint = failure(result, 2)
+    assert "error: " + error == message
+    assert "--payload" in hint  # the fix names the option
     assert FakeProvider.calls == []
 
 
 def test_unreadable_payload_file_is_exit_2(tmp_path):
     result = send("x", "--payload", f"@{tmp_path}/missing.json")
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: cannot read payload file {tmp_path}/missing.json: No such file or directory")
-    assert "hint: check the path, or pass the JSON inline" in result.stderr
+    error, hint = failure(result, 2)
+    assert error == f"cannot read payload file {tmp_path}/missing.json: No such file or directory"
+    assert hint.startswith("check the path, or pass the JSON inline")
 
 
 def test_invalid_json_in_a_file_names_the_file(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text('{"a": 1,}', encoding="utf-8")
     result = send("x", "--payload", f"@{path}")
-    assert result.exit_code == 2
-    assert f"error: payload file {path} is not valid JSON (line 1 column 9" in result.stderr
+    error, hint = failure(result, 2)
+    assert error.startswith(f"payload file {path} is not valid JSON (line 1 column 9")
+    assert "--payload" in hint
+    assert FakeProvider.calls == []
 
 
 def test_bad_payload_with_json_output_prints_the_error_document():
@@ -139,16 +155,18 @@ def test_bad_payload_with_json_output_prints_the_error_document():
     assert result.exit_code == 2
     err = json.loads(result.stdout)["error"]
     assert err["code"] == "usage" and "not valid JSON" in err["message"] and "--payload" in err["hint"]
+    assert result.stderr == f"error: {err['message']}\nhint: {err['hint']}\n"
 
 
 def test_bad_occurred_at_is_exit_2():
     result = send("x", "--occurred-at", "yesterday")
-    assert result.exit_code == 2
-    assert "hint: e.g. --occurred-at 2026-06-08T14:16:31Z" in result.stderr
+    assert failure(result, 2) == ("--occurred-at 'yesterday' is not an ISO 8601 time", "e.g. --occurred-at 2026-06-08T14:16:31Z")
+    assert FakeProvider.calls == []
 
 
 def test_empty_event_name_is_exit_2():
-    assert send("  ").exit_code == 2
+    assert failure(send("  "), 2) == ("the event name is empty", "e.g. autorun events send order.completed --email a@example.com")
+    assert FakeProvider.calls == []
 
 
 # -- reporting the answer -------------------------------------------------------------
@@ -165,14 +183,15 @@ def test_resumed_runs_are_listed_on_stdout():
 def test_nothing_matched_is_said():
     FakeProvider.reset(event_answer={"data": {"id": "evt_2", "resumed_runs": []}})
     result = send("mail.open", "--id", "k")
-    assert result.stdout == ""
-    assert result.stderr.strip() == "sent mail.open (event evt_2); no waiting run matched"
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "sent mail.open (event evt_2); no waiting run matched\n"
 
 
 def test_an_answer_without_run_details_is_reported_as_accepted():
     FakeProvider.reset(event_answer={"status": "accepted"})
     result = send("mail.open", "--id", "k")
-    assert result.stderr.strip() == "sent mail.open; accepted, status accepted"
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "sent mail.open; accepted, status accepted\n"
 
 
 @pytest.mark.parametrize("answer", [{"deduplicated": True}, {"status": "duplicate"}, {"data": {"duplicate": "true"}}])
@@ -188,14 +207,15 @@ def test_json_prints_the_answer_as_given():
     answer = {"data": {"id": "evt_3", "deduplicated": True, "extra": [1, 2]}}
     FakeProvider.reset(event_answer=answer)
     result = send("mail.open", "--id", "k", "-o", "json")
+    assert result.exit_code == 0
     assert json.loads(result.stdout) == answer
-    assert "duplicate event: nothing new resumed" in result.stderr
+    assert result.stderr == "duplicate event: nothing new resumed\n"
 
 
 def test_id_mode_prints_only_resumed_ids():
     FakeProvider.reset(event_answer={"resumed_runs": ["run_9"]})
     result = send("mail.open", "--id", "k", "-o", "id")
-    assert (result.stdout, result.stderr) == ("run_9\n", "")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "run_9\n", "")
 
 
 def test_summarize_ignores_odd_shapes():
@@ -232,17 +252,19 @@ def test_sendrealm_default_key_reaches_the_api():
     with respx.mock(base_url=BASE, assert_all_called=False) as api:
         route = api.post("/events").mock(return_value=httpx.Response(200, json={"deduplicated": False, "resumed_runs": ["run_123"]}))
         result = sendrealm("order.completed", "--external-id", "cust-7")
+    assert result.exit_code == 0, result.stderr
     key = KEY_LINE.search(result.stderr).group(1)
     assert json.loads(route.calls[0].request.content)["idempotency_key"] == key
     assert result.stdout == "run_123\n"
+    assert result.stderr == f"idempotency key: {key}\nsent order.completed; resumed 1 run\n"
 
 
 def test_sendrealm_needs_a_contact_and_says_so_before_posting():
     with respx.mock(base_url=BASE, assert_all_called=False) as api:
         result = sendrealm("order.completed")
-    assert result.exit_code == 2
+    error, hint = failure(result, 2)
     assert api.calls.call_count == 0
-    assert "hint: pass --email, --contact-id or --external-id" in result.stderr
+    assert "contact" in error and hint == "pass --email, --contact-id or --external-id"
 
 
 def test_sendrealm_error_envelope_is_reported():
@@ -251,18 +273,32 @@ def test_sendrealm_error_envelope_is_reported():
         route = api.post("/events").mock(return_value=httpx.Response(422, json=body))
         result = sendrealm("nope", "--email", "a@example.com", "--id", "k")
     assert route.call_count == 1  # a POST is never repeated
-    assert result.exit_code == 2
-    assert "unknown event name (invalid_event)" in result.stderr
+    error, hint = failure(result, 2)
+    assert "unknown event name (invalid_event)" in error
+    assert TOKEN not in result.stderr
 
 
 def test_provider_without_events_is_exit_4():
     with respx.mock(base_url=BASE, assert_all_called=False) as api:
         result = cli("events", "send", "x", "--id", "k", "--provider", "tenant", "--base-url", BASE, env={"AUTORUN_TOKEN": TOKEN})
-    assert result.exit_code == 4
+    error, hint = failure(result, 4)
     assert api.calls.call_count == 0
-    assert "hint: events send works with --provider sendrealm or local" in result.stderr
+    assert error.startswith("the tenant API") and hint == "events send works with --provider sendrealm or local"
 
 
 def test_events_without_a_subcommand_shows_help():
     result = cli("events")
-    assert "send" in result.stdout + result.stderr
+    assert result.exit_code == 2  # no subcommand is bad usage, as with click
+    assert "Commands:" in result.stdout + result.stderr
+    assert "send  Send an event so runs waiting for it resume" in " ".join((result.stdout + result.stderr).split("\n"))
+
+
+def test_the_made_up_key_is_printed_when_the_api_may_have_taken_the_event_not_when_refused_before():
+    with respx.mock(base_url=BASE, assert_all_called=False) as api:
+        api.post("/events").mock(return_value=httpx.Response(503, json={"status": 503, "error": {"code": "down", "message": "maintenance"}}))
+        result = sendrealm("order.completed", "--email", "a@example.com")
+    assert result.exit_code == 5
+    lines = result.stderr.splitlines()
+    assert KEY_LINE.match(lines[0]), result.stderr  # send it again with this key: no duplicate
+    assert lines[1].startswith("error: ") and lines[2].startswith("hint: ") and len(lines) == 3
+    assert result.stdout == ""

@@ -73,6 +73,14 @@ def fake(*args: str, **kw):
     return cli(*args, "--provider", "fake", **kw)
 
 
+def stderr_error(result, code: int) -> tuple[str, str]:
+    """Exit ``code`` and, on stderr, exactly one ``error:`` and one ``hint:`` line."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), result.stderr
+    return lines[0][len("error: "):], lines[1][len("hint: "):]
+
+
 def ops(*names: str) -> list[tuple]:
     return [c for c in FakeProvider.calls if c[0] in names]
 
@@ -107,7 +115,9 @@ def test_watch_piped_prints_one_line_per_change_and_exits_0(clock):
 
 def test_watch_ticks_the_provider_before_every_poll(clock):
     FakeProvider.reset({"r1": [RUNNING, WAITING, COMPLETED]})
-    assert fake("watch", "r1", "--interval", "1").exit_code == 0
+    result = fake("watch", "r1", "--interval", "1")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[-1] == "2026-06-08T14:00:05Z r1 - completed"
     assert [c[0] for c in ops("tick", "get")] == ["tick", "get"] * 3
 
 
@@ -116,39 +126,40 @@ def test_watch_exits_1_when_the_run_ends_badly(clock, status):
     end = run_doc("r1", status, [("send_email", status)])
     FakeProvider.reset({"r1": [RUNNING, end]})
     result = fake("watch", "r1", "--interval", "0.01")
-    assert result.exit_code == 1
+    assert stderr_error(result, 1) == (f"run r1 ended {status}", "see what happened with `autorun show r1`")
     assert result.stdout.splitlines()[-1] == f"2026-06-08T14:00:05Z r1 - {status}"
-    assert f"error: run r1 ended {status}" in result.stderr
-    assert "hint: see what happened with `autorun show r1`" in result.stderr
 
 
 def test_watch_failure_quotes_the_run_error(clock):
     FakeProvider.reset({"r1": [RUNNING, FAILED]})
     result = fake("watch", "r1", "--interval", "0.01")
-    assert result.exit_code == 1
-    assert "error: run r1 ended failed: SMTP refused\n" in result.stderr
+    assert stderr_error(result, 1) == ("run r1 ended failed: SMTP refused", "see what happened with `autorun show r1`")
+    assert result.stdout.splitlines()[-2:] == ["2026-06-08T14:00:05Z r1 wait_open failed", "2026-06-08T14:00:05Z r1 - failed"]
 
 
 def test_watch_timeout_exits_6_after_the_time_given(clock):
     FakeProvider.reset({"r1": [RUNNING]})
     result = fake("watch", "r1", "--interval", "2", "--timeout", "5")
-    assert result.exit_code == 6
+    error, hint = stderr_error(result, 6)
     # 2 + 2 + the last 1 s, then it gives up.
     assert clock.slept == [2, 2, 1]
-    assert "error: --timeout 5s elapsed and r1 is still running" in result.stderr
-    assert "hint: keep following with `autorun watch r1`" in result.stderr
+    assert error == "--timeout 5s elapsed and r1 is still running"
+    assert hint.startswith("keep following with `autorun watch r1`")
+    assert result.stdout.splitlines()[0] == "2026-06-08T14:00:05Z r1 - running"
 
 
 def test_watch_timeout_accepts_durations(clock):
     FakeProvider.reset({"r1": [RUNNING]})
     result = fake("watch", "r1", "--interval", "1m", "--timeout", "5m")
-    assert result.exit_code == 6
+    assert stderr_error(result, 6)[0] == "--timeout 300s elapsed and r1 is still running"
     assert sum(clock.slept) == 300 and len(clock.slept) == 5
 
 
 def test_watch_run_that_ends_as_the_timeout_is_reached_counts_as_ended(clock):
     FakeProvider.reset({"r1": [RUNNING, RUNNING, COMPLETED]})
-    assert fake("watch", "r1", "--interval", "2", "--timeout", "4").exit_code == 0
+    result = fake("watch", "r1", "--interval", "2", "--timeout", "4")
+    assert (result.exit_code, result.stderr) == (0, "")  # no timeout error: it ended
+    assert result.stdout.splitlines()[-1] == "2026-06-08T14:00:05Z r1 - completed"
 
 
 def test_watch_already_terminal_prints_final_state_and_returns_at_once(clock):
@@ -163,7 +174,8 @@ def test_watch_already_terminal_prints_final_state_and_returns_at_once(clock):
 def test_watch_already_failed_exits_1_at_once(clock):
     FakeProvider.reset({"r1": [FAILED]})
     result = fake("watch", "r1")
-    assert result.exit_code == 1
+    assert stderr_error(result, 1)[0] == "run r1 ended failed: SMTP refused"
+    assert result.stdout.splitlines()[0] == "2026-06-08T14:00:05Z r1 - failed"
     assert clock.slept == []
 
 
@@ -173,23 +185,24 @@ def test_watch_several_runs_one_fails(clock):
         "b": [run_doc("b", "running"), run_doc("b", "running"), run_doc("b", "failed")],
     })
     result = fake("watch", "a", "b", "--interval", "0.01")
-    assert result.exit_code == 1
+    assert stderr_error(result, 1) == ("run b ended failed", "see what happened with `autorun show b`")
     # A run that ended is not polled again.
     assert len([c for c in ops("get") if c[1] == "a"]) == 2
     assert len([c for c in ops("get") if c[1] == "b"]) == 3
-    assert "error: run b ended failed" in result.stderr
+    assert "2026-06-08T14:00:05Z a - completed" in result.stdout.splitlines()
 
 
 def test_watch_several_runs_failing_are_all_named(clock):
     FakeProvider.reset({"a": [run_doc("a", "cancelled")], "b": [run_doc("b", "failed")], "c": [run_doc("c", "completed")]})
     result = fake("watch", "a", "b", "c")
-    assert result.exit_code == 1
-    assert "error: 2 of 3 runs did not complete: a (cancelled), b (failed)" in result.stderr
+    assert stderr_error(result, 1) == ("2 of 3 runs did not complete: a (cancelled), b (failed)", "see what happened with `autorun show a`")
 
 
 def test_watch_same_id_twice_is_followed_once(clock):
     FakeProvider.reset({"r1": [COMPLETED]})
-    assert fake("watch", "r1", "r1").exit_code == 0
+    result = fake("watch", "r1", "r1")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.count("r1 - completed") == 1
     assert len(ops("get")) == 1
 
 
@@ -229,28 +242,28 @@ def test_watch_json_prints_the_final_run_only(clock):
 def test_watch_json_failed_is_one_document_and_exit_1(clock):
     FakeProvider.reset({"r1": [RUNNING, FAILED]})
     result = fake("watch", "r1", "--interval", "0.01", "--json")
-    assert result.exit_code == 1
-    assert json.loads(result.stdout)["status"] == "failed"
-    assert "error: run r1 ended failed" in result.stderr
+    assert stderr_error(result, 1)[0] == "run r1 ended failed: SMTP refused"
+    assert json.loads(result.stdout)["status"] == "failed"  # the run, not an error document
 
 
 def test_watch_json_timeout_prints_the_last_state(clock):
     FakeProvider.reset({"r1": [RUNNING]})
     result = fake("watch", "r1", "--interval", "1", "--timeout", "2", "-o", "json")
-    assert result.exit_code == 6
+    assert stderr_error(result, 6)[0] == "--timeout 2s elapsed and r1 is still running"
     assert json.loads(result.stdout)["status"] == "running"
 
 
 def test_watch_json_several_runs_is_an_array(clock):
     FakeProvider.reset({"a": [run_doc("a", "completed")], "b": [run_doc("b", "completed")]})
     result = fake("watch", "a", "b", "-o", "json")
+    assert (result.exit_code, result.stderr) == (0, "")
     assert [r["id"] for r in json.loads(result.stdout)] == ["a", "b"]
 
 
 def test_watch_id_mode_prints_ids_at_the_end(clock):
     FakeProvider.reset({"r1": [RUNNING, COMPLETED]})
     result = fake("watch", "r1", "-o", "id", "--interval", "0.01")
-    assert result.stdout == "r1\n"
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "r1\n", "")
 
 
 def test_watch_not_found_is_exit_3_with_json_error_document(clock):
@@ -262,7 +275,9 @@ def test_watch_not_found_is_exit_3_with_json_error_document(clock):
 
 def test_watch_malformed_id_is_refused_before_any_request(clock):
     result = fake("watch", "r1", "../etc", "--interval", "0.01")
-    assert result.exit_code == 2
+    error, _ = stderr_error(result, 2)
+    assert error.startswith("malformed run ID '../etc'")
+    assert result.stdout == ""
     assert FakeProvider.calls == []
 
 
@@ -270,9 +285,10 @@ def test_watch_malformed_id_is_refused_before_any_request(clock):
 def test_watch_bad_durations_are_usage_errors(clock, flag, value):
     FakeProvider.reset({"r1": [RUNNING]})
     result = fake("watch", "r1", flag, value)
-    assert result.exit_code == 2
-    assert result.stderr.startswith("error: ")
-    assert "hint: e.g." in result.stderr
+    error, hint = stderr_error(result, 2)
+    assert error.startswith(f"{flag} {value!r} is ") and "(accepted: " in error
+    assert hint.startswith(f"e.g. {flag} ")
+    assert result.stdout == ""
     assert FakeProvider.calls == []
 
 
@@ -341,18 +357,24 @@ def test_watch_live_never_interprets_markup_from_the_api(clock, tty):
 def test_retry_refuses_a_run_that_did_not_fail_without_any_retry_request(clock, status):
     FakeProvider.reset({"r1": [run_doc("r1", status)]})
     result = fake("retry", "r1")
-    assert result.exit_code == 4
+    error, hint = stderr_error(result, 4)
     assert ops("retry") == []
-    assert f"error: run r1 is {status}" in result.stderr
-    assert "--force" in result.stderr.split("hint:")[1]
+    assert result.stdout == ""
+    assert error.startswith(f"run r1 is {status}")
+    assert "--force" in hint
+    if status in ("running", "waiting", "pending"):
+        assert hint == "follow it with `autorun watch r1`, or pass --force to retry anyway"
+    else:
+        assert hint == "pass --force to retry it anyway (`autorun retry r1 --force`)"
 
 
 def test_retry_refusal_in_json_prints_the_error_document(clock):
     FakeProvider.reset({"r1": [run_doc("r1", "running")]})
     result = fake("retry", "r1", "-o", "json")
-    assert result.exit_code == 4
+    error, hint = stderr_error(result, 4)
     err = json.loads(result.stdout)["error"]
-    assert err["code"] == "not_retryable" and "autorun watch r1" in err["hint"]
+    assert err == {"code": "not_retryable", "message": error, "hint": hint}
+    assert "autorun watch r1" in hint
 
 
 def test_retry_force_retries_a_completed_run(clock):
@@ -382,6 +404,7 @@ def test_retry_id_mode_prints_only_the_id(clock):
 def test_retry_json_prints_the_new_run(clock):
     FakeProvider.reset({"r1": [FAILED], "r9": [run_doc("r9", "pending")]}, retry_to={"r1": "r9"})
     result = fake("retry", "r1", "--json")
+    assert (result.exit_code, result.stderr) == (0, "")
     assert json.loads(result.stdout)["id"] == "r9"
 
 
@@ -408,20 +431,26 @@ def test_retry_wait_timeout_exits_6(clock):
     FakeProvider.reset({"r1": [FAILED], "r9": [run_doc("r9", "running")]}, retry_to={"r1": "r9"})
     result = fake("retry", "r1", "--wait", "--interval", "1", "--timeout", "3")
     assert result.exit_code == 6
-    assert "r9 is still running" in result.stderr
+    assert result.stderr.splitlines() == [
+        "retried r1 → r9 (running)",
+        "error: --timeout 3s elapsed and r9 is still running",
+        "hint: keep following with `autorun watch r9`, or raise --timeout",
+    ]
+    assert result.stdout.splitlines()[0] == "r9"
 
 
 def test_retry_wait_json_is_one_document(clock):
     FakeProvider.reset({"r1": [FAILED], "r9": [run_doc("r9", "running"), run_doc("r9", "completed")]}, retry_to={"r1": "r9"})
     result = fake("retry", "r1", "--wait", "-o", "json", "--interval", "0.01")
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["status"] == "completed"
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert json.loads(result.stdout)["status"] == "completed"  # one document: json.loads would fail on two
 
 
 def test_retry_wait_id_mode_prints_the_id_once(clock):
     FakeProvider.reset({"r1": [FAILED], "r9": [run_doc("r9", "running"), run_doc("r9", "failed")]}, retry_to={"r1": "r9"})
     result = fake("retry", "r1", "--wait", "-o", "id", "--interval", "0.01")
     assert (result.exit_code, result.stdout) == (1, "r9\n")
+    assert stderr_error(result, 1) == ("run r9 ended failed", "see what happened with `autorun show r9`")
 
 
 PLANNR_ID = "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
@@ -433,23 +462,25 @@ def test_providers_without_the_operation_exit_4_before_any_request(provider, run
     with respx.mock(base_url=BASE, assert_all_called=False) as api:
         result = cli(command, run_id, "--provider", provider, "--base-url", BASE, "--automation", "aut_1",
                      env={"AUTORUN_TOKEN": TOKEN})
-    assert result.exit_code == 4
+    error, hint = stderr_error(result, 4)
     assert api.calls.call_count == 0
+    assert result.stdout == ""
     if command == "retry":
-        assert f"error: the {provider} API offers no retry for a run" in result.stderr
-        assert f"autorun replay {run_id}" in result.stderr
+        assert error.startswith(f"the {provider} API offers no retry for a run")
+        assert f"autorun replay {run_id}" in hint
     else:
-        assert f"error: the {provider} API offers no way to cancel a run" in result.stderr
-        assert "hint: cancel is available on the generic and local providers" in result.stderr
+        assert error.startswith(f"the {provider} API offers no way to cancel a run")
+        assert hint == "cancel is available on the generic and local providers"
     assert TOKEN not in result.stdout + result.stderr
 
 
 def test_retry_not_supported_in_json_prints_the_error_document():
     with respx.mock(base_url=BASE, assert_all_called=False):
         result = cli("retry", "run_123", "--provider", "sendrealm", "--base-url", BASE, "-o", "json", env={"AUTORUN_TOKEN": TOKEN})
-    assert result.exit_code == 4
+    error, hint = stderr_error(result, 4)
     err = json.loads(result.stdout)["error"]
-    assert err["code"] == "not_supported" and "autorun replay run_123" in err["hint"]
+    assert err == {"code": "not_supported", "message": error, "hint": hint}
+    assert "autorun replay run_123" in hint
 
 
 # -- retry end to end on the tenant API (follows data._links.retry) ------------------
@@ -487,8 +518,11 @@ def test_retry_on_tenant_refuses_a_completed_execution_before_the_retry_request(
         api.get(EXEC).mock(return_value=httpx.Response(200, json=tenant_doc("completed")))
         retry = api.patch(f"{EXEC}/retry").mock(return_value=httpx.Response(500, json={"error": "Execution is not in failed state"}))
         result = cli("retry", TENANT_ID, "--provider", "tenant", "--base-url", BASE, env={"AUTORUN_TOKEN": TOKEN})
-    assert result.exit_code == 4
+    error, hint = stderr_error(result, 4)
     assert retry.call_count == 0
+    assert result.stdout == ""
+    assert error.startswith(f"run {TENANT_ID} is completed") or "only failed" in error, error
+    assert TOKEN not in result.stderr
 
 
 def test_retry_wait_on_tenant_follows_until_completed(clock):
@@ -519,10 +553,9 @@ def test_retry_wait_on_tenant_follows_until_completed(clock):
 def test_cancel_refuses_a_run_that_already_ended(clock, status, hint):
     FakeProvider.reset({"r1": [run_doc("r1", status)]})
     result = fake("cancel", "r1")
-    assert result.exit_code == 4
+    assert stderr_error(result, 4) == (f"run r1 already ended {status}: there is nothing to cancel", hint)
     assert ops("cancel") == []
-    assert f"error: run r1 already ended {status}: there is nothing to cancel" in result.stderr
-    assert f"hint: {hint}" in result.stderr
+    assert result.stdout == ""
 
 
 def test_cancel_stops_a_running_run(clock):
@@ -537,6 +570,7 @@ def test_cancel_stops_a_running_run(clock):
 def test_cancel_json_prints_the_run(clock):
     FakeProvider.reset({"r1": [WAITING]})
     result = fake("cancel", "r1", "-o", "json")
+    assert (result.exit_code, result.stderr) == (0, "")
     assert json.loads(result.stdout)["status"] == "cancelled"
 
 

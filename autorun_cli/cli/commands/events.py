@@ -138,13 +138,11 @@ def send_cmd(
     when = _check_time(occurred_at)
     with Session(opts) as s:
         key = idempotency_key or event_id
+        made = not key
         if not key:
             import uuid
 
             key = f"autorun-{uuid.uuid4()}"
-            # Printed so the user can send the same event again without a duplicate.
-            sys.stderr.write(f"idempotency key: {key}\n")
-            sys.stderr.flush()
         request = EventRequest(
             event=name,
             payload=body,
@@ -154,7 +152,20 @@ def send_cmd(
             occurred_at=when,
             idempotency_key=key,
         )
-        answer = s.provider.send_event(request)
+        from autorun_cli.errors import AutorunError, NotSupportedError, UsageError
+
+        try:
+            answer = s.provider.send_event(request)
+        except (UsageError, NotSupportedError):
+            raise  # refused before any request: the key was never used
+        except (AutorunError, KeyboardInterrupt):
+            if made:
+                # The API may have taken the event: the same key sends it again safely.
+                _print_key(key)
+            raise
+        if made:
+            # Printed so the user can send the same event again without a duplicate.
+            _print_key(key)
         facts = summarize(answer)
         mode = s.out.mode
         if mode in ("json", "ndjson"):
@@ -183,6 +194,11 @@ def send_cmd(
                 s.out.info(what)
         for rid in resumed:
             s.out.line(rid)
+
+
+def _print_key(key: str) -> None:
+    sys.stderr.write(f"idempotency key: {key}\n")
+    sys.stderr.flush()
 
 
 def register(root: typer.Typer, name: str = "events") -> None:
