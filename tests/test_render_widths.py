@@ -178,3 +178,11 @@ def test_cli_show_and_list_at_each_width(demo, width):
     listed = runner.invoke(app, ["list"], env=env)
     assert listed.exit_code == 0, listed.stderr
     assert_whole(listed.stdout.splitlines(), [r["id"] for r in runs], width)
+
+
+def test_a_run_name_reads_on_one_line_before_the_optional_trigger_is_shown():
+    run = RUN.model_copy(update={"name": "Invoice webhook"})
+    at_100 = draw(runs_table([run], "iso"), 100)
+    assert "TRIGGER" not in at_100[0] and "Invoice webhook" in at_100[2]
+    at_120 = draw(runs_table([run], "iso"), 120)
+    assert "TRIGGER" in at_120[0] and "Invoice webhook" in at_120[2] and "sendrealm.contact.subscribed" in at_120[2]

@@ -85,7 +85,7 @@ def runs_table(runs: Iterable[Run], time_format: str = "iso", now: datetime | No
     table = FitTable(
         Col("ID"),
         Col("STATUS", priority=2),
-        Col("NAME", "fold", min_width=12, label=""),
+        Col("NAME", "fold", min_width=12, label="", comfort=24),
         Col("TRIGGER", optional=True, priority=0),
         Col("CREATED", priority=1),
         Col("TOOK", justify="right", optional=True, priority=1),

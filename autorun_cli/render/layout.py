@@ -37,7 +37,7 @@ _WORD = re.compile(r"\S+")
 
 
 class Col:
-    __slots__ = ("header", "kind", "justify", "style", "min_width", "optional", "priority", "label", "ratio")
+    __slots__ = ("header", "kind", "justify", "style", "min_width", "optional", "priority", "label", "ratio", "comfort")
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class Col:
         priority: int = 0,
         label: str | None = None,
         ratio: int = 1,
+        comfort: int | None = None,
     ):
         self.header = header
         self.kind = kind
@@ -62,6 +63,9 @@ class Col:
         # The label of a detached value; "" for none (a value that explains itself).
         self.label = header.lower() if label is None else label
         self.ratio = ratio  # share of the spare width among fold columns
+        # A fold column that should read on one line up to this width before any
+        # optional column is shown (a run's name before its trigger).
+        self.comfort = comfort
 
 
 def _lines(text: Text) -> list[Text]:
@@ -146,6 +150,19 @@ class FitTable:
         def narrowest() -> int:
             return sum(needs[i][0] for i in inline) + GAP * (len(inline) - 1)
 
+        def comfortable() -> int:
+            total = 0
+            for i in inline:
+                low, high = needs[i]
+                wish = self.columns[i].comfort
+                total += min(high, max(low, wish)) if wish else low
+            return total + GAP * (len(inline) - 1)
+
+        # Optional columns give way first to fold columns that want room to read well.
+        for i in sorted((i for i in inline if i and self.columns[i].optional), key=lambda i: (self.columns[i].priority, -i)):
+            if comfortable() <= width:
+                break
+            inline.remove(i)
         # Least important first: optional columns, then by priority; at equal priority
         # fold columns before keep columns, the rightmost first. Never the first column.
         order = sorted(
