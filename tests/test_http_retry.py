@@ -156,9 +156,9 @@ def test_a_retry_after_seen_by_one_thread_holds_the_others(api_server: ApiServer
     a = threading.Thread(target=http.get_json, args=("/automation-runs/run_123",))
     t0 = time.monotonic()
     a.start()
-    while not api_server.requests:  # A's 429 is on its way
+    while http.retry.gate._until == 0.0:  # until A's 429 has closed the gate
+        assert time.monotonic() - t0 < 10, "A never got its 429"
         time.sleep(0.005)
-    time.sleep(0.1)
     http.get_json("/automation-runs/run_waiting")
     held = time.monotonic() - t0
     a.join()
