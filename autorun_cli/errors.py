@@ -90,3 +90,36 @@ class WatchTimeoutError(AutorunError):
     exit_code = EXIT_WATCH_TIMEOUT
     code = "timeout"
 
+
+
+# Pydantic's wording (Typer validates typed options with it; the models use it too)
+# → plain words, for every message that quotes a validation error.
+_PLAIN = (
+    (r"Field required", "is missing (required)"),
+    (r"Extra inputs are not permitted", "is not a known field"),
+    (r"Input should be a valid integer[^;\n]*", "must be a whole number"),
+    (r"Input should be a finite number", "must be a finite number"),
+    (r"Input should be a valid number[^;\n]*", "must be a number"),
+    (r"Input should be a valid string", "must be text"),
+    (r"Input should be a valid boolean[^;\n]*", "must be true or false"),
+    (r"Input should be a valid dictionary[^;\n]*", "must be a table"),
+    (r"Input should be a valid list", "must be a list"),
+    (r"Input should be greater than or equal to ", "must be at least "),
+    (r"Input should be greater than ", "must be more than "),
+    (r"Input should be less than or equal to ", "must be at most "),
+    (r"Input should be less than ", "must be less than "),
+    (r"Input should be ", "must be "),
+    (r"String should have ", "must have "),
+    (r"List should have ", "must have "),
+    (r"Value error, ", ""),
+)
+
+
+def plain_words(message: str) -> str:
+    """A validation message as people say it: "must be a whole number", not "Input
+    should be a valid integer, unable to parse string as an integer"."""
+    import re
+
+    for pattern, words in _PLAIN:
+        message = re.sub(pattern, words, message)
+    return message

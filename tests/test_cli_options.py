@@ -220,3 +220,15 @@ def test_root_help_describes_the_shared_options_in_full():
     text = invoke("--help").stdout
     assert "Profile of the config file to use" in text and "AUTORUN_PROFILE" in text
     assert "-p, --profile NAME" in text and "--since" not in text
+
+
+def test_validation_messages_of_definitions_and_run_documents_are_plain_words(tmp_path):
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text('id = "x"\ntrigger = "a"\nidentity = { type = "email", from = "email" }\n'
+                        '[[steps]]\nkey = "s"\ntype = "delay"\nduration = "1s"\nretry = { attempts = "many" }\n')
+    error, _ = usage("automations", "validate", str(bad_toml))
+    assert error == f"error: invalid automation {bad_toml}: name: is missing (required); steps[0].retry.attempts: must be a whole number"
+    bad_run = tmp_path / "run.json"
+    bad_run.write_text('{"id": "r", "provider": "local", "status": "completed", "steps": [{"status": 5}]}')
+    error, _ = usage("replay", str(bad_run), "-d", str(bad_toml))
+    assert error == f"error: {bad_run}: not a valid autorun run document (steps.0.status: must be text)"

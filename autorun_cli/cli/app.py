@@ -55,25 +55,6 @@ def handle_exception(exc: BaseException) -> int:
     return 1
 
 
-# Pydantic's wording (Typer validates typed options with pydantic) → plain words.
-_PLAIN = (
-    (re.compile(r"Input should be a valid integer.*"), "must be a whole number"),
-    (re.compile(r"Input should be a valid number.*"), "must be a number"),
-    (re.compile(r"Input should be greater than or equal to "), "must be at least "),
-    (re.compile(r"Input should be greater than "), "must be more than "),
-    (re.compile(r"Input should be less than or equal to "), "must be at most "),
-    (re.compile(r"Input should be less than "), "must be less than "),
-    (re.compile(r"Input should be "), "must be "),
-    (re.compile(r"Value error, "), ""),
-)
-
-
-def plain_words(message: str) -> str:
-    for pattern, words in _PLAIN:
-        message = pattern.sub(words, message)
-    return message
-
-
 def _mode_in(args: list[str]) -> str:
     """The output mode ``args`` ask for, read without parsing (they failed to parse)."""
     mode = os.environ.get("AUTORUN_OUTPUT", "table")
@@ -97,7 +78,7 @@ def usage_error(exc: Any, args: list[str]) -> int:
     """Typer's own usage errors (unknown flag, bad value, missing argument) as the
     contract's ``error:``/``hint:`` lines, in plain words, with the accepted range."""
     from autorun_cli.cli.output import report_error
-    from autorun_cli.errors import UsageError
+    from autorun_cli.errors import UsageError, plain_words
 
     message = plain_words(exc.format_message())
     param = getattr(exc, "param", None)

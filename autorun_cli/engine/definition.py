@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
-from autorun_cli.errors import UsageError
+from autorun_cli.errors import UsageError, plain_words
 from autorun_cli.timeutil import parse_duration
 
 END = "end"
@@ -342,7 +342,7 @@ def validate(data: dict[str, Any], where: str = "definition") -> Definition:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            msg = plain_words(str(err.get("msg", "invalid")))
             problems.append(f"{_field_path(tuple(err.get('loc', ())))}: {msg}")
         raise _refuse(where, problems) from None
     problems = []

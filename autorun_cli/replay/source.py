@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from autorun_cli.errors import UsageError
+from autorun_cli.errors import UsageError, plain_words
 from autorun_cli.model import Run
 from autorun_cli.timeutil import parse_ts
 
@@ -36,7 +36,7 @@ def to_run(doc: Any, origin: str) -> Run:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             raise UsageError(
-                f"{origin}: not a valid autorun run document ({where}: {first.get('msg')})",
+                f"{origin}: not a valid autorun run document ({where}: {plain_words(str(first.get('msg')))})",
                 hint="write it with `autorun show ID -o json > run.json`",
             ) from None
         run.raw = doc.get("raw")
