@@ -152,16 +152,12 @@ class Replayer:
             self._cancel(run_id, cancel_at)
         # A recorded run that had ended is replayed to its end; one that had not is
         # replayed only up to when it was recorded (a wait still open then stays open).
-        # A run someone cancelled is replayed up to the cancel, which is an input of
-        # the run like an event, and cancelled there too.
+        # A cancelled one was cancelled above, at its recorded time, and has no timers.
         horizon = t0 + HORIZON_S
-        cancel_at: float | None = None
-        if recorded.status not in TERMINAL or recorded.status == "cancelled":
+        if recorded.status not in TERMINAL:
             seen = parse_ts(recorded.finished_at) or parse_ts(recorded.updated_at)
             if seen is not None:
                 horizon = max(t0, seen.timestamp())
-            if recorded.status == "cancelled":
-                cancel_at = horizon
         fired = 0
         due = None
         while fired < MAX_TIMERS:
@@ -172,10 +168,6 @@ class Replayer:
                 break
             self.engine.advance_to(due)
             fired += 1
-        if cancel_at is not None:
-            self.engine.advance_to(cancel_at)
-            if self.engine.get_run(run_id)["status"] not in TERMINAL:
-                self.engine.cancel(run_id)
         replayed = map_run(self.engine.get_run(run_id))
         report = compare(recorded, replayed)
         report.notes += notes
