@@ -169,3 +169,16 @@ def test_a_slow_server_gets_the_stale_cache_at_once(isolated):
         _wait_for_refresher(isolated)
     finally:
         server.stop()
+
+
+def test_run_ids_come_from_the_engine_url_store_and_a_tab_creates_none(isolated):
+    store = isolated / "elsewhere.db"
+    url = f"sqlite:///{store}"
+    assert bash("autorun show ", env={"AUTORUN_ENGINE_URL": url}) == ["@latest"]
+    assert not store.exists()
+    result = runner.invoke(app, ["automations", "load", PACK], env={"AUTORUN_ENGINE_URL": url})
+    assert result.exit_code == 0, result.stderr
+    [run_id] = runner.invoke(app, ["trigger", "ping.sent", "--payload", '{"email": "e@example.com"}', "-o", "id"],
+                             env={"AUTORUN_ENGINE_URL": url}).stdout.split()
+    assert bash("autorun show ", env={"AUTORUN_ENGINE_URL": url}) == ["@latest", run_id]
+    assert bash("autorun show ") == ["@latest"]  # the default store holds none

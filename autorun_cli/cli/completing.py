@@ -6,7 +6,7 @@ function imports what it needs when called.
 
 Run IDs come from the API of the current provider, so they are fetched against a
 deadline: a completion never keeps the shell waiting longer than ``BUDGET`` seconds.
-Answers are cached for ``TTL`` seconds in ``$XDG_CACHE_HOME/autorun/completion.json``;
+Answers of an API are cached for ``TTL`` seconds in ``$XDG_CACHE_HOME/autorun/completion.json``;
 when the API is slower than the budget, the shell gets the cached IDs (or none) at
 once and a detached process refreshes the cache for the next TAB.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 BUDGET = 0.3  # seconds the shell may wait for an answer, start-up of the process included
@@ -106,15 +107,47 @@ def _settings(ctx: Any) -> Any:
 
 
 def _local_engine(settings: Any) -> Any:
-    """The local engine's store, opened only when it exists (a TAB creates nothing)
-    and without firing due timers (a TAB sends nothing)."""
+    """The local engine's store, opened only when it exists (a TAB creates nothing:
+    no SQLite file, no PostgreSQL schema) and without firing due timers (a TAB sends
+    nothing)."""
     from pathlib import Path
 
     from autorun_cli.engine import Engine
 
-    if not (Path(settings.home) / "engine.db").exists():
+    url = settings.engine_url
+    scheme = url.split(":", 1)[0].lower() if url and "://" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        from autorun_cli.engine.pgstore import PostgresStore
+
+        return Engine(PostgresStore(url, migrate=False, connect_timeout=max(BUDGET, 1.0)))
+    if url:
+        rest = url.split("://", 1)[1] if scheme else url
+        path = Path(rest[1:] if scheme and rest.startswith("/") else rest)
+    else:
+        path = Path(settings.home) / "engine.db"
+    if not path.exists():
         return None
-    return Engine.open(settings.home)
+    return Engine.connect(url, home=settings.home)
+
+
+def _within_budget(work: Callable[[], Any]) -> Any:
+    """``work()``, or None when it did not finish within the budget (or failed)."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except Exception as exc:  # reported as "no answer": the cache may still help
+            box["error"] = exc
+
+    # A daemon thread: when the budget runs out the process answers and exits, and the
+    # request dies with it.
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(_remaining())
+    return box.get("value")
 
 
 def complete_automation(ctx: Any, incomplete: str) -> list[tuple[str, str]]:
@@ -123,17 +156,21 @@ def complete_automation(ctx: Any, incomplete: str) -> list[tuple[str, str]]:
     cannot list."""
     try:
         settings = _settings(ctx)
-        if settings.provider != "local":
-            return []
+    except Exception:  # a completion never prints an error into the shell
+        return []
+    if settings.provider != "local":
+        return []
+
+    def read() -> list[dict[str, Any]]:
         engine = _local_engine(settings)
         if engine is None:
             return []
         try:
-            defs = engine.definitions()
+            return list(engine.definitions())
         finally:
             engine.close()
-    except Exception:  # a completion never prints an error into the shell
-        return []
+
+    defs = _within_budget(read) or []
     return [(str(d["id"]), str(d.get("name") or d.get("trigger") or "")) for d in defs if str(d["id"]).startswith(incomplete)]
 
 
@@ -149,8 +186,7 @@ def _cache_path() -> Any:
 
 def _cache_key(settings: Any) -> str:
     # Which runs a list would show; never the token.
-    parts = (settings.provider, settings.base_url, settings.profile, settings.tenant, settings.account, settings.automation,
-             settings.home if settings.provider == "local" else None)
+    parts = (settings.provider, settings.base_url, settings.profile, settings.tenant, settings.account, settings.automation)
     return "|".join("" if p is None else str(p) for p in parts)
 
 
@@ -209,22 +245,8 @@ def fetch_runs(settings: Any) -> list[list[str]]:
 
 def _fetch_within_budget(settings: Any) -> list[list[str]] | None:
     """The runs, or None when the API did not answer within the budget."""
-    import threading
-
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["runs"] = fetch_runs(settings)
-        except Exception as exc:  # reported as "no answer": the cache may still help
-            box["error"] = exc
-
-    # A daemon thread: when the budget runs out the process answers and exits, and the
-    # request dies with it.
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    thread.join(_remaining())
-    return box.get("runs")
+    result: list[list[str]] | None = _within_budget(lambda: fetch_runs(settings))
+    return result
 
 
 def _spawn_refresh(ctx_args: dict[str, Any]) -> None:
@@ -253,6 +275,10 @@ def complete_run_id(ctx: Any, incomplete: str) -> list[tuple[str, str]]:
         settings = _settings(ctx)
     except Exception:
         return []
+    if settings.provider == "local":
+        # The store is on this machine and quick to read: always fresh, never cached.
+        local = _within_budget(lambda: fetch_runs(settings)) or []
+        return _candidates(local, incomplete)
     key = _cache_key(settings)
     entry = _read_cache().get(key)
     age = time.time() - float(entry.get("at", 0)) if isinstance(entry, dict) else None
@@ -267,8 +293,12 @@ def complete_run_id(ctx: Any, incomplete: str) -> list[tuple[str, str]]:
             _spawn_refresh(_selection(settings))
             if age is not None and age < STALE and isinstance(entry, dict):
                 runs = entry.get("runs")
+    return _candidates(runs or [], incomplete)
+
+
+def _candidates(runs: list[list[str]], incomplete: str) -> list[tuple[str, str]]:
     out = [("@latest", "the newest run")] if "@latest".startswith(incomplete) else []
-    for row in runs or []:
+    for row in runs:
         if isinstance(row, list) and row and str(row[0]).startswith(incomplete):
             out.append((str(row[0]), " ".join(str(x) for x in row[1:3] if x)))
     return out
