@@ -173,6 +173,24 @@ def test_draft_on_stdout_of_a_saved_document(isolated):
     assert parse_toml(result.stdout).steps
 
 
+def test_draft_as_json_carries_the_toml_for_scripts(isolated):
+    # -o json / --jq used to be accepted and ignored (TOML came out regardless).
+    src = str(FIX / "seeds" / "plannr_get.json")
+    path = isolated / "d.toml"
+    result = cli(None, "local", "automations", "draft", src, "-o", "json", "--file", str(path))
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["toml"] == path.read_text()
+    assert doc["file"] == str(path)
+    assert doc["steps"] == len(parse_toml(doc["toml"]).steps) > 0
+    assert doc["id"] == tomllib.loads(doc["toml"])["id"]
+    jq = cli(None, "local", "automations", "draft", src, "--jq", ".toml")
+    assert jq.exit_code == 0, jq.stderr
+    assert jq.stdout.rstrip("\n") == doc["toml"].rstrip("\n")
+    ids = cli(None, "local", "automations", "draft", src, "-o", "id")
+    assert ids.stdout == doc["id"] + "\n"
+
+
 def test_draft_of_a_run_with_no_steps_is_exit_2_saying_why(api_server):
     api_server.state.generate("generic", 4)
     new = gen_id("generic", 3)  # NEW: the session has not run a step yet

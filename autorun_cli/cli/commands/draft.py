@@ -36,11 +36,22 @@ def draft_cmd(
                 hint="pass one run: an ID, or a file from `autorun show ID -o json`",
             )
         text = draft(runs[0], source)
+        if file is not None:
+            try:
+                file.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write {file}: {exc.strerror or exc}", hint="check that the folder exists and is writable") from None
+        if s.out.mode != "table" or s.out.jq is not None:
+            # Scripts asked for data: the draft as one JSON document (the TOML as a
+            # string under "toml"), so -o json, --jq '.toml' and -o id mean something.
+            import tomllib
+
+            spec = tomllib.loads(text)
+            doc = {"id": spec.get("id"), "run_id": runs[0].id, "steps": len(spec.get("steps") or []),
+                   "file": str(file) if file is not None else None, "toml": text}
+            s.out.data(doc, ids=lambda d: [d["id"]])
+            return
         if file is None:
             typer.echo(text, nl=False)
             return
-        try:
-            file.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {file}: {exc.strerror or exc}", hint="check that the folder exists and is writable") from None
         s.out.info(f"wrote {file} ({text.count('[[steps]]')} steps); check it with `autorun replay {source} -d {file}`")
