@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo
 
 from autorun_cli.errors import UsageError, plain_words
 from autorun_cli.timeutil import parse_duration
@@ -51,17 +52,39 @@ HINT = (
 )
 
 
-def _duration(value: Any) -> float:
+MAX_DURATION = 365 * 86400.0  # a year: longer waits, delays, backoffs and timeouts are mistakes
+
+
+def _seconds(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration is a string like 30s, 15m, 2h or a number of seconds")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = parse_duration(value)
-    else:
-        raise ValueError("a duration is a string like 30s, 15m, 2h or a number of seconds")
-    if seconds < 0:
+    try:
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            return parse_duration(value)
+    except OverflowError:
+        return math.inf
+    raise ValueError("a duration is a string like 30s, 15m, 2h or a number of seconds")
+
+
+def _duration(value: Any, info: ValidationInfo) -> float:
+    """Seconds, finite, more than 0 and at most 365 days. A stored definition loaded
+    by an earlier version may hold a value out of that range (``inf``, 99999999d):
+    reading it back (``info.context['stored']``) clamps it, so the store stays usable."""
+    seconds = _seconds(value)
+    stored = bool(info.context and info.context.get("stored"))
+    if math.isnan(seconds):
+        if stored:
+            return MAX_DURATION
+        raise ValueError("a duration must be a number of seconds, not nan")
+    if seconds < 0 and not stored:
         raise ValueError("a duration cannot be negative")
+    if seconds <= 0 or seconds > MAX_DURATION:
+        if stored:
+            return min(max(seconds, 0.001), MAX_DURATION)
+        shown = value if isinstance(value, str) else repr(value)
+        raise ValueError(f"{shown} is out of range: a duration must be more than 0 and at most 365 days")
     return seconds
 
 
@@ -408,5 +431,6 @@ def load_definitions(path: str | Path) -> list[Definition]:
 
 
 def from_spec(spec: dict[str, Any]) -> Definition:
-    """Rebuild a stored definition (already validated when it was loaded)."""
-    return Definition.model_validate(spec)
+    """Rebuild a stored definition (validated when it was loaded; durations an earlier
+    version let through out of range are clamped, see ``_duration``)."""
+    return Definition.model_validate(spec, context={"stored": True})

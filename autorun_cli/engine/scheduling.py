@@ -91,7 +91,12 @@ class Scheduling(EngineBase):
 
     def next_due(self) -> datetime | None:
         nd = self.store.next_due()
-        return None if nd is None else datetime.fromtimestamp(nd, tz=self.clock.now().tzinfo)
+        if nd is None:
+            return None
+        try:
+            return datetime.fromtimestamp(nd, tz=self.clock.now().tzinfo)
+        except (OverflowError, ValueError, OSError):
+            return None  # a timer beyond the calendar (stored by an old version): never due
 
     def advance_to(self, when: datetime | float | str) -> int:
         """Virtual clock only: move time forward to ``when``, firing every timer at

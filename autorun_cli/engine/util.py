@@ -35,7 +35,11 @@ def iso(t: float | None) -> str | None:
         # read-heavy callers (replay, list) format thousands of them.
         if len(_ISO_CACHE) > 4096:
             _ISO_CACHE.clear()
-        text = _ISO_CACHE[t] = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+        try:
+            text = datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+        except (OverflowError, ValueError, OSError):
+            return None  # beyond the calendar (an infinite timeout stored by an old version)
+        _ISO_CACHE[t] = text
     return text
 
 

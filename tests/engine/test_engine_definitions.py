@@ -177,3 +177,82 @@ def test_loading_versions_definitions(tmp_path: Path) -> None:
     assert [s["key"] for s in engine.get_run(run2)["steps"]] == ["s1", "s2"]
     assert [d["version"] for d in engine.definitions(all_versions=True)] == [1, 2]
     assert engine.definition("a")["version"] == 2
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", '"99999999d"', "99999999999999999999", '"0s"', "1e400"])
+def test_durations_out_of_range_are_refused_at_load(tmp_path: Path, value: str) -> None:
+    """Issue 12 #25: ≤ 365 days, finite, > 0, else exit 2 naming the field."""
+    msg = refused(tmp_path, f"""
+[[steps]]
+key = "w"
+type = "wait_for_event"
+event = "e"
+timeout = {value}
+""")
+    assert "steps[0].timeout" in msg
+    assert "365 days" in msg or "nan" in msg
+
+
+def test_retry_backoff_out_of_range_is_refused(tmp_path: Path) -> None:
+    msg = refused(tmp_path, """
+[[steps]]
+key = "s"
+type = "send_sms"
+text = "hi"
+retry = { attempts = 2, backoff = "99999999d" }
+""")
+    assert "steps[0].retry.backoff" in msg and "365 days" in msg
+
+
+POISON = HEAD + """
+[[steps]]
+key = "w"
+type = "wait_for_event"
+event = "e"
+timeout = "30m"
+
+[[steps]]
+key = "post"
+type = "http_request"
+url = "http://127.0.0.1:9/x"
+timeout = "5s"
+"""
+
+
+def test_a_store_poisoned_by_an_earlier_version_stays_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An earlier version stored `timeout = inf` (and its timer at infinity): list, show,
+    trigger, demo and engine work must keep working on that store."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from autorun_cli.cli.app import app
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTORUN_HOME", str(home))
+    monkeypatch.setenv("AUTORUN_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.delenv("AUTORUN_ENGINE_URL", raising=False)
+    engine = Engine.open(home)
+    engine.load(parse_toml(POISON))
+    [old_run] = engine.trigger("x.happened", {"customer": {"email": "a@b.c"}})
+    conn = engine.store.conn  # type: ignore[attr-defined]
+    spec = _json.loads(conn.execute("SELECT spec FROM definitions").fetchone()[0])
+    spec["steps"][0]["timeout"] = float("inf")
+    spec["steps"][1]["timeout"] = float("inf")
+    conn.execute("UPDATE definitions SET spec = ?", (_json.dumps(spec),))
+    conn.execute("UPDATE timers SET due_at = ?", (float("inf"),))
+    conn.execute("UPDATE waits SET timeout_at = ?", (float("inf"),))
+    engine.close()
+
+    runner = CliRunner()
+    for args in (["list", "-o", "json"], ["show", old_run, "-o", "json"], ["engine", "work", "-o", "json"],
+                 ["trigger", "x.happened", "--payload", '{"customer": {"email": "b@b.c"}}', "-o", "json"],
+                 ["demo", "-o", "id"], ["engine", "status", "-o", "json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)
+    shown = _json.loads(runner.invoke(app, ["show", old_run, "-o", "json"]).stdout)
+    assert shown["status"] == "waiting" and shown["waits"][0]["timeout_at"] is None
+    [new] = [r for r in _json.loads(runner.invoke(app, ["list", "-o", "json", "--automation", "a"]).stdout)
+             if r["id"] != old_run]
+    wait = _json.loads(runner.invoke(app, ["show", new["id"], "-o", "json"]).stdout)["waits"][0]
+    assert wait["timeout_at"] is not None  # clamped to 365 days, a real time
