@@ -5,7 +5,9 @@ PostgreSQL refuses to run as root: as root the cluster is created and started as
 the ``postgres`` user (``runuser``). ``AUTORUN_TEST_PG_URL`` points the tests at a
 server that is already running instead (its database must allow CREATE SCHEMA).
 
-Fast rather than durable: fsync, synchronous_commit and full_page_writes are off.
+Fast rather than durable for the tests: fsync, synchronous_commit and
+full_page_writes are off (``PgServer(durable=True)`` keeps PostgreSQL's defaults, as
+benchmarks/engine_scale.py does).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def _free_port() -> int:
 
 
 class PgServer:
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.dir = ""
         self.port = 0
         self.url = ""
@@ -64,9 +67,10 @@ class PgServer:
             raise PgUnavailable(f"initdb failed: {done.stderr.strip()[-500:]}")
         for _ in range(5):  # a port taken between choosing and binding: choose again
             self.port = _free_port()
-            opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
+            opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=300 "
                     "-c shared_buffers=64MB")
+            if not self.durable:
+                opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             done = self._run([pg_ctl, "-D", data, "-l", os.path.join(self.dir, "log"), "-o", opts, "-w", "-t", "60",
                               "start"], timeout=90)
             if done.returncode == 0:

@@ -60,7 +60,9 @@ class EngineBase:
         self._hook = crash_hook
         self._defs: dict[tuple[str, int], Definition] = {}
         self._depth = 0
-        self._jobs: list[HttpJob] = []
+        self._jobs: list[HttpJob] = []  # reached by committed transactions, not sent yet
+        self._inflight: dict[Any, HttpJob] = {}  # future of the send -> its job
+        self._last_renew = 0.0
         self._http: Any = None
         self._stats = WorkStats()
         self._stopping = False
@@ -223,6 +225,7 @@ class EngineBase:
     # -- what the parts call on each other (defined in their mixins) -------------
     if TYPE_CHECKING:
         def _drain(self) -> None: ...
+        def _pump(self, wait_s: float) -> None: ...
         def _advance(self, run: RunRecord) -> None: ...
         def _load(self, run_id: str) -> RunRecord | None: ...
         def _require(self, run_id: str) -> RunRecord: ...

@@ -13,64 +13,70 @@ from autorun_cli.engine.records import HttpJob
 class Delivery(EngineBase):
     def _drain(self) -> None:
         """Send the HTTP requests the last transactions reached, up to
-        ``concurrency`` at once, and record each result.
+        ``concurrency`` at once, and record each result; returns when none is left.
 
         A request is sent only while its lease is provably held: right before the
         send, one conditional statement renews the lease if this engine still holds
         it at the attempt's epoch; while requests are queued or in flight, every
         lease this engine holds is renewed each ``lease_seconds / 3``. So a lease
         never expires under a live worker, and one that was taken over is never sent."""
-        if self._depth or not self._jobs:
+        if self._depth:
             return
+        while self._jobs or self._inflight:
+            self._pump(max(self.lease_seconds / 3, 0.01))
+
+    def _pump(self, wait_s: float) -> None:
+        """One turn of delivery: send queued requests while fewer than ``concurrency``
+        are in flight, wait up to ``wait_s`` for one to finish, record what finished,
+        and keep the leases alive. The worker loop calls it between claims, so
+        requests stay in flight while it claims more (a pipeline, not batch by batch)."""
         from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-        self._client()  # built here, not raced by the pool's threads
         if self._pool is None:
+            self._client()  # built here, not raced by the pool's threads
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="autorun-http")
-        beat = max(self.lease_seconds / 3, 0.01)
-        inflight: dict[Any, HttpJob] = {}
-        last_beat = _time.monotonic()
-        while self._jobs or inflight:
-            if self._stopping and self._jobs:
-                self._hand_back(self._jobs)
-                self._jobs = []
-            free = self.concurrency - len(inflight)
-            if self._jobs and free > 0:
-                batch, self._jobs = self._jobs[:free], self._jobs[free:]
-                for job in self._renew(batch):  # one conditional statement each, right before the send
-                    self._stats.http_requests += 1
-                    inflight[self._pool.submit(self._send, job)] = job
-            if not inflight:
-                continue
-            done, _ = wait(list(inflight), timeout=beat, return_when=FIRST_COMPLETED)
+        inflight = self._inflight
+        if self._stopping and self._jobs:
+            self._hand_back(self._jobs)
+            self._jobs = []
+        free = self.concurrency - len(inflight)
+        if self._jobs and free > 0:
+            batch, self._jobs = self._jobs[:free], self._jobs[free:]
+            for job in self._renew(batch):  # one conditional statement each, right before the send
+                self._stats.http_requests += 1
+                inflight[self._pool.submit(self._send, job)] = job
+        if inflight:
+            done, _ = wait(list(inflight), timeout=wait_s, return_when=FIRST_COMPLETED)
             if done:
-                self._record([(inflight.pop(fut), fut.result()) for fut in done])
-            if self._working:
-                self._beat()
-            if _time.monotonic() - last_beat >= beat:
-                last_beat = _time.monotonic()
-                # Heartbeat: keep the leases of queued and in-flight requests.
-                lost = set(self._renew(list(inflight.values()) + self._jobs, keep=False))
-                self._jobs = [j for j in self._jobs if j.step_row not in lost]
+                finished = [(inflight.pop(fut), fut.result()) for fut in done]
+                for i in range(0, len(finished), self.batch_size):  # batch_size=1: one run per transaction
+                    self._record(finished[i:i + self.batch_size])
+        if self._working:
+            self._beat()
+        if _time.monotonic() - self._last_renew >= max(self.lease_seconds / 3, 0.01):
+            self._last_renew = _time.monotonic()
+            # Heartbeat: keep the leases of queued and in-flight requests.
+            lost = set(self._renew(list(inflight.values()) + self._jobs, keep=False))
+            self._jobs = [j for j in self._jobs if j.step_row not in lost]
 
     def _renew(self, jobs: list[HttpJob], keep: bool = True) -> list[Any]:
-        """Renew the leases of ``jobs`` (one conditional UPDATE each, one commit).
-        ``keep``: return the jobs still held; else the epochs of those lost."""
-        if not jobs:
-            return []
+        """Renew the leases of ``jobs`` (one conditional UPDATE each; a commit per
+        ``batch_size`` of them). ``keep``: return the jobs still held; else the
+        epochs of those lost."""
         expires = self.clock.time() + self.lease_seconds
         held, lost = [], []
-        self.store.begin()
-        try:
-            for job in jobs:
-                if self.store.renew_lease(job.run_id, self.owner, job.step_row, expires):
-                    held.append(job)
-                else:
-                    lost.append(job.step_row)
-            self.store.commit()
-        except BaseException:
-            self.store.rollback()
-            raise
+        for i in range(0, len(jobs), self.batch_size):
+            self.store.begin()
+            try:
+                for job in jobs[i:i + self.batch_size]:
+                    if self.store.renew_lease(job.run_id, self.owner, job.step_row, expires):
+                        held.append(job)
+                    else:
+                        lost.append(job.step_row)
+                self.store.commit()
+            except BaseException:
+                self.store.rollback()
+                raise
         return held if keep else lost
 
     def _hand_back(self, jobs: list[HttpJob]) -> None:

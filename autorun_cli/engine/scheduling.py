@@ -121,25 +121,36 @@ class Scheduling(EngineBase):
         return self.advance_to(self.clock.time() + seconds)
 
     def _process_due(self) -> int:
-        nd = self.store.next_due()  # a read: no write lock when nothing is due
-        if nd is None or nd > self.clock.time():
-            return 0
+        """Fire due timers, claimed in batches, until none is due; HTTP requests they
+        reach are sent while more are claimed (at most ``2 × concurrency`` queued or in
+        flight per worker, so other workers take the rest), then all are recorded."""
         fired = 0
         while not self._stopping:
-            # Claims shrink to a few rounds of requests once timers lead to HTTP steps:
-            # a worker never holds far more than it can send, other workers take the rest.
-            limit = min(self.batch_size, 4 * self.concurrency) if self._claims_http else self.batch_size
-            with self._tx("timers"):
-                now = self.clock.time()
-                timers = self.store.pop_due(now, limit)
-                # Every run this batch touches, locked in ID order before any is changed.
-                self.store.lock_runs(sorted({t[1] for t in timers}))
-                acted = sum(self._fire(kind, run_id, ref, now) for _tid, run_id, kind, ref, _due in timers)
-            self._claims_http = self._claims_http or bool(self._jobs)
-            self._drain()
-            fired += acted
-            if len(timers) < limit:
+            now = self.clock.time()
+            nd = self.store.next_due()  # a read: no write lock when nothing is due
+            due = nd is not None and nd <= now
+            backlog = len(self._jobs) + len(self._inflight)
+            room = 2 * self.concurrency - backlog if self._claims_http else self.batch_size
+            if due and room > 0:
+                limit = min(self.batch_size, room)
+                with self._tx("timers"):
+                    timers = self.store.pop_due(now, limit)
+                    # Every run this batch touches, locked in ID order before any is changed.
+                    self.store.lock_runs(sorted({t[1] for t in timers}))
+                    fired += sum(self._fire(kind, run_id, ref, now) for _tid, run_id, kind, ref, _due in timers)
+                self._claims_http = self._claims_http or bool(self._jobs)
+                if len(timers) == limit and not self._jobs and not self._inflight:
+                    continue  # a full batch of timers that sent nothing: claim the next at once
+                if not timers and not backlog:
+                    break
+                due = len(timers) == limit
+            elif not backlog:
                 break
+            if self._jobs or self._inflight:
+                # Room left and more due: only collect what finished; else wait for a send.
+                self._pump(0.0 if due and 2 * self.concurrency > len(self._jobs) + len(self._inflight)
+                           else max(self.lease_seconds / 3, 0.01))
+        self._drain()
         return fired
 
     def _fire(self, kind: str, run_id: str, ref: str | None, now: float) -> bool:
