@@ -340,7 +340,9 @@ def test_automations_validate_good_files(isolated):
     result = ok("automations", "validate", PACK, ALWAYS_FAILS)
     assert "valid: " in result.stderr and result.stderr.count("valid: ") == 3
     checked = as_json("automations", "validate", SHIPPING)
-    assert checked == [{"id": "shipping_notice", "name": "Shipping notice", "trigger": "order.shipped", "steps": 3, "path": str(SHIPPING)}]
+    assert checked == [{"id": "shipping_notice", "name": "Shipping notice", "trigger": "order.shipped", "steps": 3, "path": str(SHIPPING),
+                        "warnings": ["steps[0].subject: {{ payload.order_id }}: step send_notice fails when the order.shipped"
+                                     " payload has no order_id"]}]
     # validate loads nothing
     assert as_json("automations", "list") == []
     fails(2, "automations", "validate", LOCAL / "no_such_file.toml")

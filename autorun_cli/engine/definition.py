@@ -207,6 +207,14 @@ class Fail(_Step):
         return []  # the run ends failed here
 
 
+# Fields of each step type that are templates ({{ … }} placeholders).
+TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "send_email_template": ("to", "subject", "body"),
+    "send_push_template": ("to", "title", "body"),
+    "send_sms": ("to", "text"),
+    "http_request": ("url", "headers", "body"),
+}
+
 Step = Annotated[
     SendEmail | SendPush | SendSms | HttpRequest | Delay | WaitForEvent | Condition | Fail,
     Field(discriminator="type"),
@@ -275,6 +283,58 @@ class Definition(_M):
         if target is None:
             return self._follow[step.key]
         return None if target == END else target
+
+    # -- template variables --------------------------------------------------
+    def template_warnings(self) -> list[str]:
+        """Placeholders a run may not be able to fill, as ``steps[i].field: …`` lines:
+        a step whose template names a missing value fails (it never sends "Welcome
+        aboard, !"), so ``automations validate`` warns about them before any run does.
+
+        * ``payload.…`` other than the identity path: the trigger may not carry it;
+        * ``event.…`` in a step a run can reach with no event received (from the
+          start, or through a wait's timeout);
+        * a root that is none of payload, event, identity, run, trigger."""
+        from autorun_cli.engine.util import variables
+
+        no_event = self._reachable_without_event()
+        identity = "payload." + self.identity.from_
+        out: list[str] = []
+        for i, step in enumerate(self.steps):
+            fields: dict[str, Any] = {f: getattr(step, f, None) for f in TEMPLATE_FIELDS.get(step.type, ())}
+            for name, value in fields.items():
+                for var in dict.fromkeys(variables(value)):
+                    root, _, rest = var.partition(".")
+                    where = f"steps[{i}].{name}: {{{{ {var} }}}}"
+                    if root not in ("payload", "event", "identity", "run", "trigger"):
+                        out.append(f"{where} is not a variable (use payload.…, event.…, identity.value, run.id"
+                                   " or trigger.event); the step will fail")
+                    elif root == "payload" and var != identity and not identity.startswith(var + "."):
+                        out.append(f"{where}: step {step.key} fails when the {self.trigger} payload has no"
+                                   f" {rest or 'fields'}")
+                    elif root == "event" and step.key in no_event:
+                        out.append(f"{where}: a run can reach step {step.key} with no event received (from the"
+                                   " start or through a timeout), and then the step fails")
+        return out
+
+    def _reachable_without_event(self) -> set[str]:
+        """Steps a run can reach without a wait having received an event."""
+        seen: set[str] = set()
+        todo = [self.first]
+        while todo:
+            key = todo.pop()
+            if key in seen or key == END or key not in self._by_key:
+                continue
+            seen.add(key)
+            step = self._by_key[key]
+            if step.type == "wait_for_event":
+                if step.on_timeout is not None:  # only the timeout path carries no event
+                    todo.append(self.resolve(step, step.on_timeout) or END)
+                continue
+            for _name, target in step.branches():
+                nxt = self.resolve(step, target)
+                if nxt is not None:
+                    todo.append(nxt)
+        return seen
 
     # -- persistence ---------------------------------------------------------
     def spec(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from autorun_cli.engine.base import EngineBase
 from autorun_cli.engine.records import CHANNELS, HttpJob, RunRecord, match_key, short
-from autorun_cli.engine.util import compare, dig, iso, new_id, render, render_any
+from autorun_cli.engine.util import MissingVariable, compare, dig, iso, new_id, render, render_any
 from autorun_cli.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -110,8 +110,19 @@ class Execution(EngineBase):
             kind = step.type
             run.attempt += 1
             idx = defn.index(key)
-            if kind in CHANNELS or kind == "http_request" and self.sandbox:
-                ok, info, error = self._deliver(run, step, now)
+            if kind in CHANNELS or kind == "http_request":
+                try:
+                    if kind == "http_request" and not self.sandbox:
+                        self._begin_http(run, defn, step, now, idx)
+                        break
+                    ok, info, error = self._deliver(run, step, now)
+                except MissingVariable as exc:
+                    # Retrying cannot bring the value: the step fails, the run with it.
+                    error = exc.explain()
+                    row = store.insert_step((run.id, key, kind, step.name, idx, run.attempt, "failed", now, now,
+                                             None, error, None))
+                    self._failed(run, defn, step, now, error, row, retry=False)
+                    break
                 if ok:
                     store.insert_step((run.id, key, kind, step.name, idx, run.attempt, "completed", now, now,
                                        info, None, None))
@@ -121,9 +132,6 @@ class Execution(EngineBase):
                                              None, error, None))
                     if self._failed(run, defn, step, now, error or "failed", row):
                         break
-            elif kind == "http_request":
-                self._begin_http(run, defn, step, now, idx)
-                break
             elif kind == "wait_for_event":
                 self._begin_wait(run, defn, step, now, idx)
             elif kind == "delay":
@@ -149,10 +157,11 @@ class Execution(EngineBase):
                     break
         self._save(run)
 
-    def _failed(self, run: RunRecord, defn: Definition, step: Any, now: float, error: str, step_row: int) -> bool:
+    def _failed(self, run: RunRecord, defn: Definition, step: Any, now: float, error: str, step_row: int,
+                retry: bool = True) -> bool:
         """Schedule a retry (True: stop advancing until it is due) or fail the run."""
         used = run.attempt - run.attempt_floor
-        if used < step.retry.attempts:
+        if retry and used < step.retry.attempts:
             due = now + step.retry.delay(used)
             self.store.add_timer(run.id, "retry", step.key, due)
             self._log(run, now, "warning",
@@ -173,25 +182,26 @@ class Execution(EngineBase):
         kind = step.type
         values: tuple[Any, ...]
         if kind == "http_request":
-            url = render(step.url, ctx)
+            url = render(step.url, ctx, strict=True)
+            body = render_any(step.body, ctx, strict=True)
+            headers = render_any(step.headers, ctx, strict=True)
             failure = self.sandbox_http(run.id, step.key, run.attempt - run.attempt_floor) if self.sandbox_http else None
             if failure:
                 return False, None, f"sandbox: {step.method} {url}: {failure}"
-            body = render_any(step.body, ctx)
             values = (new_id("msg", now), key, run.id, step.key, "http", url, f"{step.method} {url}",
                       json.dumps(body) if body is not None else None, None, "sandboxed", now,
-                      json.dumps({"headers": render_any(step.headers, ctx), "Idempotency-Key": key}))
+                      json.dumps({"headers": headers, "Idempotency-Key": key}))
             info = f"sandbox: {step.method} {url} recorded, not sent"
         else:
-            to = render(step.to, ctx) if step.to else run.identity_value
+            to = render(step.to, ctx, strict=True) if step.to else run.identity_value
             if not to:
                 return False, None, f"no recipient: {step.to or 'the run identity'} is empty"
             channel = CHANNELS[kind]
             if kind == "send_sms":
-                title, body, template = render(step.text, ctx), None, None
+                title, body, template = render(step.text, ctx, strict=True), None, None
             else:
-                title = render(step.subject if kind == "send_email_template" else step.title, ctx)
-                body = render(step.body, ctx) if step.body else None
+                title = render(step.subject if kind == "send_email_template" else step.title, ctx, strict=True)
+                body = render(step.body, ctx, strict=True) if step.body else None
                 template = step.template
             values = (new_id("msg", now), key, run.id, step.key, channel, to, title, body, template, "sent", now, None)
             info = f"{channel} to {to}: {title}"
@@ -221,14 +231,15 @@ class Execution(EngineBase):
 
     def _begin_http(self, run: RunRecord, defn: Definition, step: Any, now: float, idx: int) -> None:
         ctx = self._ctx(run)
-        url = render(step.url, ctx)
+        url = render(step.url, ctx, strict=True)  # MissingVariable before anything is stored
+        headers = render_any(dict(step.headers), ctx, strict=True)
+        body = render_any(step.body, ctx, strict=True)
         row = self.store.insert_step((run.id, step.key, step.type, step.name, idx, run.attempt, "running", now,
                                       None, f"{step.method} {url}", None, None))
         # The attempt's step row is the lease's epoch: unique per attempt, so a late
         # result of an earlier attempt (or of another worker) never matches.
         self.store.set_lease(run.id, self.owner, row, now + self.lease_seconds)
-        self._jobs.append(HttpJob(run.id, step.key, row, run.attempt, step.method, url,
-                                   render_any(dict(step.headers), ctx), render_any(step.body, ctx), step.timeout))
+        self._jobs.append(HttpJob(run.id, step.key, row, run.attempt, step.method, url, headers, body, step.timeout))
 
     def _close_open(self, run: RunRecord, now: float, status: str) -> None:
         for w in self.store.open_waits_for(run.id):

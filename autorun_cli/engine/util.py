@@ -7,7 +7,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any, overload
 
-_MISSING = object()
+_MISSING = object()  # dig's "no default given"
+_ABSENT = object()  # a default that tells an absent value from a null one
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
@@ -57,29 +58,64 @@ def dig(data: Any, path: str, default: Any = _MISSING) -> Any:
 
 
 def has_path(data: Any, path: str) -> bool:
-    return dig(data, path, _MISSING) is not _MISSING
+    return dig(data, path, _ABSENT) is not _ABSENT
 
 
-def render(text: str, ctx: dict[str, Any]) -> str:
-    """Replace ``{{ payload.order_id }}`` placeholders; a missing value renders empty."""
+class MissingVariable(LookupError):
+    """A ``{{ path }}`` placeholder whose value the run's context does not hold."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.path = path
+
+    def explain(self) -> str:
+        root, _, rest = self.path.partition(".")
+        where = {"payload": "the trigger's payload", "event": "the event that resumed the run"}.get(root)
+        if where and rest:
+            return f"template variable {{{{ {self.path} }}}} is missing: {where} has no {rest}"
+        if where:
+            return f"template variable {{{{ {self.path} }}}} is missing: there is no {where}"
+        return (f"template variable {{{{ {self.path} }}}} is not known: use payload.…, event.…, identity.value,"
+                " run.id or trigger.event")
+
+
+def render(text: str, ctx: dict[str, Any], *, strict: bool = False) -> str:
+    """Replace ``{{ payload.order_id }}`` placeholders. A value that is absent renders
+    empty, or with ``strict`` raises :class:`MissingVariable` (a message that would
+    read "Welcome aboard, !" is a failed step, not a sent one); a null value renders empty."""
     if "{{" not in text:
         return text
 
     def sub(m: re.Match[str]) -> str:
-        value = dig(ctx, m.group(1))
+        value = dig(ctx, m.group(1), _ABSENT)
+        if value is _ABSENT:
+            if strict:
+                raise MissingVariable(m.group(1))
+            return ""
         return "" if value is None else str(value)
 
     return _TEMPLATE.sub(sub, text)
 
 
-def render_any(value: Any, ctx: dict[str, Any]) -> Any:
+def render_any(value: Any, ctx: dict[str, Any], *, strict: bool = False) -> Any:
     if isinstance(value, str):
-        return render(value, ctx)
+        return render(value, ctx, strict=strict)
     if isinstance(value, dict):
-        return {k: render_any(v, ctx) for k, v in value.items()}
+        return {k: render_any(v, ctx, strict=strict) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_any(v, ctx) for v in value]
+        return [render_any(v, ctx, strict=strict) for v in value]
     return value
+
+
+def variables(value: Any) -> list[str]:
+    """The ``{{ path }}`` placeholders in a template (a string, or dicts/lists of them)."""
+    if isinstance(value, str):
+        return _TEMPLATE.findall(value) if "{{" in value else []
+    if isinstance(value, dict):
+        return [v for item in value.values() for v in variables(item)]
+    if isinstance(value, list):
+        return [v for item in value for v in variables(item)]
+    return []
 
 
 def _num(v: Any) -> float | None:

@@ -256,3 +256,83 @@ def test_a_store_poisoned_by_an_earlier_version_stays_readable(tmp_path: Path, m
              if r["id"] != old_run]
     wait = _json.loads(runner.invoke(app, ["show", new["id"], "-o", "json"]).stdout)["waits"][0]
     assert wait["timeout_at"] is not None  # clamped to 365 days, a real time
+
+
+WELCOME = HEAD + """
+[[steps]]
+key = "welcome"
+type = "send_email_template"
+template = "welcome"
+subject = "Welcome aboard, {{ payload.customer.name }}!"
+retry = { attempts = 3, backoff = "1s" }
+
+[[steps]]
+key = "hook"
+type = "http_request"
+url = "http://127.0.0.1:9/{{ payload.account }}"
+"""
+
+
+def test_a_missing_template_variable_fails_the_step_instead_of_rendering_empty(tmp_path: Path) -> None:
+    """Issue 12 #8: no "Welcome aboard, !"; the run fails naming the variable, at once."""
+    engine = Engine.memory()
+    engine.load(parse_toml(WELCOME))
+    [run_id] = engine.trigger("x.happened", {"customer": {"email": "a@b.c"}})
+    run = engine.get_run(run_id)
+    assert run["status"] == "failed" and run["messages"] == []
+    [step] = run["steps"]
+    assert step["status"] == "failed" and step["attempt"] == 1  # no retries: they cannot bring the value
+    assert "{{ payload.customer.name }} is missing: the trigger's payload has no customer.name" in step["error"]
+    assert "customer.name" in run["error"]["message"] and engine.next_due() is None
+    # a present value renders; a null one renders empty (it was given)
+    [ok_id] = engine.trigger("x.happened", {"customer": {"email": "b@b.c", "name": None}, "account": "acc_1"})
+    ok = engine.get_run(ok_id)
+    assert ok["messages"][0]["title"] == "Welcome aboard, !"
+    assert ok["steps"][0]["status"] == "completed" and ok["steps"][1]["key"] == "hook"
+
+
+def test_a_missing_variable_in_an_http_step_sends_nothing(hook_server) -> None:
+    engine = Engine.memory()
+    engine.load(parse_toml(WELCOME.replace("http://127.0.0.1:9", hook_server.url)))
+    [run_id] = engine.trigger("x.happened", {"customer": {"email": "a@b.c", "name": "Ann"}})
+    run = engine.get_run(run_id)
+    assert run["status"] == "failed" and hook_server.requests == []
+    assert "payload has no account" in run["steps"][-1]["error"] and run["lease"] is None
+
+
+def test_validate_warns_about_variables_a_run_may_lack() -> None:
+    d = parse_toml(HEAD + """
+[[steps]]
+key = "greet"
+type = "send_sms"
+text = "Hi {{ payload.customer.first_name }}, {{ event.note }} {{ customer.email }} {{ identity.value }}"
+to = "{{ payload.customer.email }}"
+
+[[steps]]
+key = "w"
+type = "wait_for_event"
+event = "email.opened"
+timeout = "1h"
+on_timeout = "late"
+
+[[steps]]
+key = "thanks"
+type = "send_sms"
+text = "Thanks for {{ event.subject }}"
+next = "end"
+
+[[steps]]
+key = "late"
+type = "send_sms"
+text = "Still there? {{ event.subject }} {{ run.id }}"
+""")
+    warnings = d.template_warnings()
+    text = "\\n".join(warnings)
+    assert "steps[0].text: {{ payload.customer.first_name }}" in text  # the trigger may not carry it
+    assert "steps[0].to" not in text  # the identity path: a run without it never starts
+    assert "steps[0].text: {{ event.note }}" in text  # no event before the first wait
+    assert "steps[0].text: {{ customer.email }} is not a variable" in text
+    assert "steps[2]" not in text  # after a received event
+    assert "steps[3].text: {{ event.subject }}" in text  # reached through the timeout
+    assert "{{ identity.value }}" not in text and "{{ run.id }}" not in text
+    assert len(warnings) == 4

@@ -238,17 +238,24 @@ def automations_validate(
     jq: JqOpt = None,
     engine_url: EngineUrlOpt = None,
 ) -> None:
-    """Check definitions without loading them; a bad one exits 2 naming the field."""
+    """Check definitions without loading them; a bad one exits 2 naming the field.
+    Template variables a run may lack (payload fields the trigger may not carry,
+    event fields with no event received) are warnings: such a step fails."""
     from autorun_cli.engine import load_definitions
 
     out = _out(ctx, output, json_, jq, engine_url)
-    checked = []
+    checked: list[dict[str, Any]] = []
     for path in paths:
         for d in load_definitions(path):
-            checked.append({"id": d.id, "name": d.name, "trigger": d.trigger, "steps": len(d.steps), "path": d.source_path})
+            checked.append({"id": d.id, "name": d.name, "trigger": d.trigger, "steps": len(d.steps), "path": d.source_path,
+                            "warnings": d.template_warnings()})
     if out.mode == "table":
         for c in checked:
-            out.info(f"valid: {c['path']}: {c['id']} ({c['steps']} steps, trigger {c['trigger']})")
+            for warning in c["warnings"]:
+                out.warn(f"{c['path']}: {warning}")
+        for c in checked:
+            out.info(f"valid: {c['path']}: {c['id']} ({c['steps']} steps, trigger {c['trigger']})"
+                     + (f", {len(c['warnings'])} warning(s)" if c["warnings"] else ""))
     else:
         out.data(checked)
 
