@@ -130,7 +130,7 @@ def test_commands_with_their_own_output_options(two_runs, isolated):
 
 
 def test_trigger_and_events_send(two_runs):
-    started = ok("trigger", "order.shipped", "--payload", '{"customer": {"email": "cy@example.com"}}', "--id", "ev9", "--jq", ".runs[]")
+    started = ok("trigger", "order.shipped", "--payload", '{"customer": {"email": "cy@example.com"}, "order_id": "o9"}', "--id", "ev9", "--jq", ".runs[]")
     assert started.startswith("run_") and len(started.splitlines()) == 1
     resumed = ok("events", "send", "shipment.acked", "--email", "cy@example.com", "--id", "ack1", "--jq", ".resumed | length")
     assert resumed == "1\n"

@@ -132,7 +132,7 @@ def local_runs() -> None:
     ok_json("automations", "load", str(SHIPPING))
     ok_json("automations", "load", str(ALWAYS_FAILS))
     for n, email in enumerate(("a@example.com", "b@example.com", "c@example.com")):
-        ok_json("trigger", "order.shipped", "--payload", json.dumps({"customer": {"email": email}}), "--id", f"s{n}")
+        ok_json("trigger", "order.shipped", "--payload", json.dumps({"customer": {"email": email}, "order_id": f"o{n}"}), "--id", f"s{n}")
     for n, email in enumerate(("a@example.com", "c@example.com")):
         assert invoke("events", "send", "shipment.acked", "--email", email, "--id", f"ack{n}").exit_code == 0
     for n in range(2):

@@ -117,7 +117,7 @@ def test_show_on_the_local_engine_at_80_columns(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     shipping = str(Path(__file__).resolve().parent / "fixtures" / "local" / "pack" / "shipping.toml")
     assert runner.invoke(app, ["automations", "load", shipping]).exit_code == 0
-    started = runner.invoke(app, ["trigger", "order.shipped", "--payload", json.dumps({"customer": {"email": "a@example.com"}}), "-o", "json"])
+    started = runner.invoke(app, ["trigger", "order.shipped", "--payload", json.dumps({"customer": {"email": "a@example.com"}, "order_id": "o1"}), "-o", "json"])
     run_id = json.loads(started.stdout)["runs"][0]
     assert runner.invoke(app, ["events", "send", "shipment.acked", "--email", "a@example.com"]).exit_code == 0
     shown = runner.invoke(app, ["show", run_id], env={"COLUMNS": "80"})
