@@ -6,10 +6,11 @@ email into the outbox, the wait and its timer; then the scheduler firing each
 timeout, the push into the outbox and the run's completion), every step committed.
 
     /tmp/probe/bin/python benchmarks/engine_throughput.py [--runs 5000] [--batch 1]
-        [--synchronous NORMAL|FULL] [--dir DIR] [--store sqlite|memory]
+        [--fire-batch 500] [--synchronous NORMAL|FULL] [--dir DIR] [--store sqlite|memory]
 
 --batch N groups N triggers into one transaction (one commit); the default 1 commits
-every trigger on its own. Timeouts are fired 500 per transaction either way.
+every trigger on its own. Timeouts are fired 500 per transaction (--fire-batch 1:
+one run per transaction throughout).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=1, help="triggers per transaction")
+    ap.add_argument("--fire-batch", type=int, default=500,
+                    help="timeouts fired per transaction (1: every run's timeout committed alone)")
     ap.add_argument("--synchronous", default="NORMAL", choices=["NORMAL", "FULL"])
     ap.add_argument("--dir", default=None, help="folder for the database (default: a temp folder)")
     ap.add_argument("--store", default="sqlite", choices=["sqlite", "memory"],
@@ -71,7 +74,7 @@ def main() -> None:
             os.remove(str(db) + suffix)
     store = SQLiteStore(db, synchronous=args.synchronous) if args.store == "sqlite" else MemoryStore()
     clock = VirtualClock("2026-01-01T00:00:00Z")
-    engine = Engine(store, clock)
+    engine = Engine(store, clock, batch_size=args.fire_batch)
     engine.load(parse_toml(DEFINITION, "benchmark"))
 
     t0 = time.perf_counter()
