@@ -108,10 +108,11 @@ class HookServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 key = self.headers.get("Idempotency-Key")
+                with outer._lock:  # counted on arrival: a request in flight is a sent one
+                    outer.requests.append({"path": self.path, "key": key, "body": json.loads(body or b"null")})
                 if outer.delay:
                     time.sleep(outer.delay)
                 with outer._lock:
-                    outer.requests.append({"path": self.path, "key": key, "body": json.loads(body or b"null")})
                     n = outer._seen.get(key, 0) + 1
                     outer._seen[key] = n
                     if n <= outer.fail_first:
