@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 DEADLINE = 30.0
 N = 40
+DEFINITION = Path(__file__).resolve().parent / "fixtures" / "replay" / "order_receipt.toml"
 
 
 class Terminal:
@@ -140,6 +141,27 @@ def test_show_of_many_ids_on_a_terminal_shows_the_count(term):
     assert term.exit_code() == 0
 
 
+def _listed_history(server: ApiServer, tmp: Path) -> Path:
+    """`list --all -o ndjson` of the server's runs: summaries, which replay reads in full."""
+    env = {**os.environ, **_env(server, tmp)}
+    done = subprocess.run([sys.executable, "-m", "autorun_cli", "list", "--all", "-o", "ndjson"], env=env,
+                          capture_output=True, timeout=60, check=True)
+    path = tmp / "runs.ndjson"
+    path.write_bytes(done.stdout)
+    return path
+
+
+def test_replay_of_a_listed_history_counts_the_runs_it_reads_in_full(term, tmp_path, slow_server):
+    history = _listed_history(slow_server, tmp_path)
+    term.env["AUTORUN_CONCURRENCY"] = "2"  # 20 rounds of 150 ms before anything is replayed
+    term.start(["replay", str(history), "-d", str(DEFINITION), "-o", "json"], redirect="> out.json")
+    during = term.wait_for(lambda s: "reading runs" in s and f"/{N}" in s, "the count of runs read in full")
+    assert "replaying runs" not in during
+    assert term.exit_code() in (0, 1)  # 1: some generated runs diverge from the definition
+    assert json.loads((tmp_path / "out.json").read_text())["summary"]["replayed"] == N
+    assert "reading runs" not in term.screen(history=True)
+
+
 def test_pipes_get_no_progress_at_all(slow_server, tmp_path):
     """No terminal anywhere (CI): stderr is empty, stdout is only data."""
     env = {**os.environ, **_env(slow_server, tmp_path), "AUTORUN_CONCURRENCY": "4"}
@@ -148,3 +170,11 @@ def test_pipes_get_no_progress_at_all(slow_server, tmp_path):
         assert done.returncode == 0, done.stderr
         assert done.stderr == b"", (args, done.stderr)
         assert b"\x1b" not in done.stdout and b"reading runs" not in done.stdout and b"listing runs" not in done.stdout
+    # replay of a listed history (read in full, then replayed): its notes on stderr, no bar anywhere.
+    history = _listed_history(slow_server, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "autorun_cli", "replay", str(history), "-d", str(DEFINITION), "-o", "json"],
+                          env=env, capture_output=True, timeout=60)
+    assert done.returncode in (0, 1), done.stderr
+    assert json.loads(done.stdout)["summary"]["replayed"] == N
+    for stream in (done.stdout, done.stderr):
+        assert b"\x1b" not in stream and b"reading runs" not in stream and b"replaying runs" not in stream

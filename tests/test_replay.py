@@ -253,3 +253,48 @@ def test_recorded_http_outcomes_are_replayed_and_retry_timers_fire(tmp_path):
     assert hook.replayed["status"] == "completed" and hook.diverged == []
     # ...and goes on to the steps after the webhook, which the edited record lacks.
     assert report.first_divergence.field == "step" and report.first_divergence.replayed == "ran"
+
+
+def test_the_progress_of_a_history_counts_each_run_as_it_is_replayed(tmp_path, monkeypatch):
+    """`replay` of many runs: the bar advances run by run, not from 0 to all at the end."""
+    from typer.testing import CliRunner
+
+    from autorun_cli.cli import progress as progress_mod
+    from autorun_cli.cli.app import app
+    from autorun_cli.replay import runner as runner_mod
+
+    monkeypatch.setenv("AUTORUN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AUTORUN_CONFIG", str(tmp_path / "config.toml"))
+    for var in ("AUTORUN_PROVIDER", "AUTORUN_PROFILE", "AUTORUN_OUTPUT", "AUTORUN_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    history = tmp_path / "runs.ndjson"
+    lines = []
+    for i in range(3):
+        doc = copy.deepcopy(SEED)
+        doc["data"]["id"] = f"run_{i}"
+        lines.append(json.dumps(doc))
+    history.write_text("\n".join(lines) + "\n")
+
+    replayed: list[str] = []
+    real_replay = runner_mod.Replayer.replay
+
+    def replay(self, run):
+        replayed.append(run.id)
+        return real_replay(self, run)
+
+    # What the bar shows at each count: how many runs had been replayed by then.
+    counted: list[int] = []
+    real_track = progress_mod.Progress.track
+
+    def track(self, items, **kwargs):
+        for item in real_track(self, items, **kwargs):
+            if self.description == "replaying runs":
+                counted.append(len(replayed))
+            yield item
+
+    monkeypatch.setattr(runner_mod.Replayer, "replay", replay)
+    monkeypatch.setattr(progress_mod.Progress, "track", track)
+    result = CliRunner().invoke(app, ["replay", str(history), "-d", str(FIX / "replay" / "order_receipt.toml")])
+    assert result.exit_code == 0, result.stderr
+    assert "3 replayed: 3 match, 0 diverge" in result.stdout + result.stderr
+    assert counted == [1, 2, 3]

@@ -209,6 +209,12 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def replay_runs(recorded: list[Run], definition: Definition) -> list[Report]:
+def iter_replays(recorded: list[Run], definition: Definition) -> Iterator[Report]:
+    """Each run's report as soon as that run is replayed (a progress bar counts them)."""
     with paused_gc(), Replayer(definition) as replayer:
-        return [replayer.replay(run) for run in recorded]
+        for run in recorded:
+            yield replayer.replay(run)
+
+
+def replay_runs(recorded: list[Run], definition: Definition) -> list[Report]:
+    return list(iter_replays(recorded, definition))

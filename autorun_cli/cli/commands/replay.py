@@ -42,11 +42,15 @@ def _in_full(s: Session, runs: list[Run]) -> list[Run]:
         except AutorunError as exc:
             return exc
 
+    from autorun_cli.cli.progress import Progress
+
     full = list(runs)
-    for i, got in zip(thin, map_bounded(one, thin, concurrency()), strict=True):
-        if isinstance(got, AutorunError):
-            raise got
-        full[i] = got
+    # Seconds of requests for a long history: counted on stderr (a terminal only).
+    with Progress("reading runs", total=len(thin), color=s.out.color) as progress:
+        for i, got in zip(thin, progress.track(map_bounded(one, thin, concurrency())), strict=True):
+            if isinstance(got, AutorunError):
+                raise got
+            full[i] = got
     s.out.info(f"read {len(thin)} of {len(runs)} runs in full: the list held summaries without steps", style="dim")
     return full
 
@@ -183,7 +187,7 @@ def replay_cmd(
     """Re-execute recorded runs on the local engine on a virtual clock, with their
     recorded trigger, identity and inbound events, and report the first step where
     the replay diverges. Nothing leaves the machine. Exit 1 on a divergence."""
-    from autorun_cli.replay.runner import replay_runs
+    from autorun_cli.replay.runner import iter_replays
 
     with Session(opts) as s:
         from autorun_cli.replay.runner import paused_gc
@@ -197,7 +201,7 @@ def replay_cmd(
         # A bar on stderr (a terminal only) while many runs replay; results print after.
         with Progress("replaying runs", total=len(recorded), color=s.out.color) as progress:
             for defn, positions in groups:
-                reports_of = progress.track(replay_runs([recorded[i] for i in positions], defn), close=False)
+                reports_of = progress.track(iter_replays([recorded[i] for i in positions], defn), close=False)
                 for i, report in zip(positions, reports_of, strict=True):
                     by_position[i] = report
         reports = [by_position[i] for i in range(len(recorded))]
