@@ -145,3 +145,24 @@ def test_jq_is_not_imported_without_the_flag(two_runs, isolated):
     proc = subprocess.run([sys.executable, "-c", (code % two_runs[0]).replace("'json'", "'json', '--jq', '.id'")], env=env, capture_output=True, text=True)
     assert proc.stdout == two_runs[0] + "\n"
     assert proc.stderr.endswith("JQ") and not proc.stderr.endswith("NOJQ")
+
+
+def test_the_commands_across_runs_and_acting_on_them(two_runs):
+    """--jq on the commands the tests above leave out: each runs the program over the
+    very document its -o json prints."""
+    first, second = two_runs
+    assert json.loads(ok("stats", "--jq", ".by_status")) == {"waiting": 2}
+    assert ok("stats", "--jq", "[.steps[].key] | join(\" \")") == "send_notice wait_for_ack\n"
+    assert ok("engine", "status", "--jq", ".runs.waiting") == "2\n"
+    assert ok("replay", first, "--jq", ".match") == "true\n"
+    assert ok("cancel", first, "--jq", ".status") == "cancelled\n"
+    # watch: the final document (the run ended cancelled: exit 1, the error on stderr).
+    watched = invoke("watch", first, "--jq", "[.id, .status] | @tsv")
+    assert watched.exit_code == 1
+    assert watched.stdout == f"{first}\tcancelled\n"
+    # retry/cancel of many runs: the contract's array.
+    planned = ok("retry", first, "--dry-run", "--jq", ".[] | [.id, .action, .plan.step] | @tsv")
+    assert planned == f"{first}\tretry\twait_for_ack\n"
+    both = invoke("cancel", second, first, "--dry-run", "--jq", "map(.error.code // \"-\") | join(\",\")")
+    assert both.exit_code == 4  # the first failure's: the run that had ended
+    assert both.stdout == "-,already_ended\n"
