@@ -149,6 +149,18 @@ def test_stdin_ids_blank_lines_and_malformed_ids_are_each_reported_and_the_rest_
     assert len(writes(server)) == 2
 
 
+def test_a_stdin_id_that_does_not_exist_is_reported_with_its_line(server):
+    [failed] = ids_with("tenant", "failed", 1)
+    missing = "e0000000-0000-4000-8000-0000000fffff"
+    result = cli(server, "tenant", "retry", "-", "--yes", input=f"{missing}\n{failed}\n")
+    assert result.exit_code == 3
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"✗ {missing}") and "stdin line 1: " in lines[0]
+    assert lines[1].startswith(f"✓ {failed}")
+    assert result.stderr.splitlines()[-2].startswith("error: 1 of 2 runs could not be retried; the first: stdin line 1: ")
+    assert len(writes(server)) == 1
+
+
 def test_a_piped_list_feeds_retry(server):
     listed = cli(server, "tenant", "list", "--status", "failed", "--limit", "3", "-o", "id")
     result = cli(server, "tenant", "retry", "-", "--yes", "-o", "id", input=listed.stdout)

@@ -133,12 +133,15 @@ def step_refusal(run: Run, from_step: str) -> AutorunError | None:
 class Outcome:
     """What happened to one run: the contract's JSON entry, plus what it was built from."""
 
-    __slots__ = ("id", "action", "from_step", "run", "new", "error", "plan", "final")
+    __slots__ = ("id", "action", "from_step", "run", "new", "error", "plan", "final", "label")
 
-    def __init__(self, run_id: str, action: str, from_step: str | None = None, *, error: AutorunError | None = None):
+    def __init__(self, run_id: str, action: str, from_step: str | None = None, *, error: AutorunError | None = None,
+                 label: str | None = None):
         self.id = run_id
         self.action = action
         self.from_step = from_step
+        # Where the ID came from when that is not the command line ("stdin line 3").
+        self.label = label
         self.run: Run | None = None
         self.new: Run | None = None  # the run as the provider answered the action
         self.error = error
@@ -231,7 +234,7 @@ class Bulk:
                     exc.message = f"{label}: {exc.message}"
                 add(f"\0{len(outcomes)}", Outcome(text, self.action, self.from_step, error=exc))
                 continue
-            add(run_id, Outcome(run_id, self.action, self.from_step))
+            add(run_id, Outcome(run_id, self.action, self.from_step, label=label))
         return outcomes
 
     def prepare(self, ids: list[str], query: ListQuery | None) -> list[Outcome]:
@@ -245,6 +248,8 @@ class Bulk:
             try:
                 o.run = self.provider.get_run(o.id)
             except AutorunError as exc:
+                if o.label is not None:
+                    exc.message = f"{o.label}: {exc.message}"
                 o.error = exc
                 return o
             o.error = self.refusal(o.run)
