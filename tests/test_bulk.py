@@ -212,6 +212,20 @@ def test_the_terminal_prompt_names_the_count_and_the_automation(server, monkeypa
         assert "nothing was retried" in result.stderr
 
 
+def test_ids_typed_on_stdin_at_a_terminal_cannot_also_answer_the_prompt(server, monkeypatch):
+    # `autorun retry -` at a terminal: the IDs are typed, then Ctrl-D; stdin is at its
+    # end, so a prompt would read "no" from it. Say so and ask for --yes instead.
+    monkeypatch.setattr(acting, "stdin_is_tty", lambda: True)
+    failed = ids_with("tenant", "failed", 2)
+    result = cli(server, "tenant", "retry", "-", input="\n".join(failed) + "\n")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: retry of 2 runs needs a confirmation, and stdin held the run IDs, so it cannot answer",
+        "hint: add --yes to act on them all (see them first with --dry-run)",
+    ]
+    assert writes(server) == []
+
+
 def test_one_run_needs_no_confirmation(server):
     [rid] = ids_with("tenant", "failed", 1)
     result = cli(server, "tenant", "retry", rid)

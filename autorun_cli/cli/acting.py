@@ -477,8 +477,10 @@ class Report:
         raise typer.Exit(err.exit_code)
 
 
-def confirm(out: Output, action: str, outcomes: list[Outcome], from_step: str | None, yes: bool) -> None:
-    """Acting on more than one run needs --yes or a yes typed at a terminal."""
+def confirm(out: Output, action: str, outcomes: list[Outcome], from_step: str | None, yes: bool,
+            ids_on_stdin: bool = False) -> None:
+    """Acting on more than one run needs --yes or a yes typed at a terminal. Stdin
+    that held the IDs (typed at the terminal, ended with Ctrl-D) cannot answer."""
     from autorun_cli.errors import UsageError
 
     todo = [o for o in outcomes if o.error is None]
@@ -489,9 +491,10 @@ def confirm(out: Output, action: str, outcomes: list[Outcome], from_step: str | 
     of = f" of {automations[0]}" if len(automations) == 1 else (f" of {len(automations)} automations" if automations else "")
     where = f" from step {from_step}" if from_step else ""
     question = f"{present.capitalize()} {len(todo)} runs{of}{where}?"
-    if not stdin_is_tty():
+    if ids_on_stdin or not stdin_is_tty():
+        why = "stdin held the run IDs, so it cannot answer" if ids_on_stdin else "there is no terminal to ask on"
         raise UsageError(
-            f"{present} of {len(todo)} runs needs a confirmation, and there is no terminal to ask on",
+            f"{present} of {len(todo)} runs needs a confirmation, and {why}",
             hint="add --yes to act on them all (see them first with --dry-run)",
             code="confirm",
         )
@@ -587,7 +590,7 @@ def run_bulk(
             s.out.print_json([])
         return
     if not dry_run:
-        confirm(s.out, action, outcomes, from_step, yes)
+        confirm(s.out, action, outcomes, from_step, yes, ids_on_stdin=STDIN in selection.ids)
     report = Report(s.out, action, dry_run=dry_run, width=max(len(o.id) for o in outcomes), wait=wait and not dry_run)
     for o in bulk.execute(outcomes, dry_run):
         report.add(o)
