@@ -30,20 +30,22 @@ timeout = "5s"
 
 
 def test_two_engines_on_one_store_send_each_key_once(tmp_path: Path) -> None:
-    sink = HookServer(delay=0.25)
+    sink = HookServer(delay=0.3)
     sink.start()
     db = tmp_path / "engine.db"
     runs = 8
-    # Leases of 0.3 s: a batch of 8 requests at 0.25 s each outlives the first
-    # leases several times over, as 16 requests of 0.9 s outlived 30 s ones.
-    first = Engine(SQLiteStore(db), lease_seconds=0.3, concurrency=1)
+    # Leases of 1 s: a batch of 8 requests at 0.3 s each (2.4 s) outlives the
+    # leases of those queued last, as 16 requests of 0.9 s outlived 30 s ones. Not
+    # shorter: a renewal waits for the other engine's write lock, and on a loaded
+    # machine that wait alone could outlast a lease of a few tenths of a second.
+    first = Engine(SQLiteStore(db), lease_seconds=1.0, concurrency=1)
     first.load(parse_toml(SLOW.format(url=sink.url), "slow"))
     done = threading.Event()
     errors: list[BaseException] = []
 
     def second_worker() -> None:
         try:
-            other = Engine(SQLiteStore(db), lease_seconds=0.3, concurrency=1)
+            other = Engine(SQLiteStore(db), lease_seconds=1.0, concurrency=1)
             while not done.is_set():
                 other.work()
                 done.wait(0.02)
