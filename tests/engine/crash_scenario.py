@@ -3,6 +3,9 @@ killed (os._exit) at the Nth commit hook, then resumed by running it again.
 
     python crash_scenario.py DB URL CRASH_AT [RECORD_FILE]
 
+(test_engine_crash calls ``main`` in processes forked from a warmed-up one instead:
+each still dies by os._exit, without paying for an interpreter start and the imports.)
+
 CRASH_AT = 0 runs to the end. The scenario is a client that retries from the start
 with the same event IDs, as a real one would after a crash: triggers and events are
 deduplicated by ID, so re-running it is safe.
@@ -105,9 +108,10 @@ def run(db: str, url: str, hook=None) -> Engine:
     return engine
 
 
-def main() -> None:
-    db, url, crash_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    record = sys.argv[4] if len(sys.argv) > 4 else None
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    db, url, crash_at = argv[0], argv[1], int(argv[2])
+    record = argv[3] if len(argv) > 3 else None
     calls = 0
     labels: list[str] = []
 
