@@ -67,6 +67,7 @@ class EngineBase:
         self._stats = WorkStats()
         self._stopping = False
         self._claims_http = False
+        self._claimed = 0  # timers this engine has claimed (popped), ever
         self._last_beat = 0.0
         self._working = False  # inside work(forever=True): heartbeats while draining too
         self._fields: dict[str, list[str]] = {}

@@ -33,6 +33,7 @@ class Scheduling(EngineBase):
         try:
             while True:
                 stats.loops += 1
+                tried_at, claimed = self.clock.time(), self._claimed
                 try:
                     stats.recovered += self._recover()
                     stats.timers_fired += self._process_due()
@@ -44,6 +45,12 @@ class Scheduling(EngineBase):
                 now = self.clock.time()
                 if forever:
                     self._beat()
+                    if nd is not None and nd <= tried_at and self._claimed == claimed:
+                        # Due before this turn claimed, yet none could be claimed: other
+                        # workers' open transactions hold them (SKIP LOCKED). Their commit
+                        # removes them; a crash hands them back unannounced: look again
+                        # after ``poll``, instead of spinning against their row locks.
+                        nd = now + poll
                     wait = poll if nd is None else min(max(nd - now, 0.0), poll)
                     self.store.wait_for_work(wait)
                     continue
@@ -135,6 +142,7 @@ class Scheduling(EngineBase):
                 limit = min(self.batch_size, room)
                 with self._tx("timers"):
                     timers = self.store.pop_due(now, limit)
+                    self._claimed += len(timers)
                     # Every run this batch touches, locked in ID order before any is changed.
                     self.store.lock_runs(sorted({t[1] for t in timers}))
                     fired += sum(self._fire(kind, run_id, ref, now) for _tid, run_id, kind, ref, _due in timers)

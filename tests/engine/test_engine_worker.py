@@ -103,3 +103,27 @@ def test_sigterm_finishes_requests_in_flight_and_hands_back_the_rest(tmp_path: P
     finally:
         client.close()
         sink.stop()
+
+
+def test_a_worker_waits_while_another_holds_every_due_timer(pg_url: str) -> None:
+    """Timers due but claimed by another worker's open transaction (SKIP LOCKED hides
+    them) are not spun on: the idle worker looks again after its poll."""
+    holder = Engine.connect(pg_url)
+    holder.load(parse_toml(DELAYED.format(url="http://127.0.0.1:9")))
+    for i in range(3):
+        holder.trigger("go", {"email": f"u{i}@example.com"})
+    idle = Engine.connect(pg_url)
+    try:
+        holder.store.begin()
+        assert len(holder.store.pop_due(time.time() + 60, 100)) == 3  # claimed, not committed
+        time.sleep(0.15)  # the delays are due now
+        assert idle.store.next_due() is not None
+        ends = time.monotonic() + 1.0
+        stats = idle.work(forever=True, poll=0.2, stop=lambda: time.monotonic() > ends)
+        assert stats.timers_fired == 0
+        assert stats.loops <= 10, stats.loops  # about 1 s / 0.2 s; spinning makes thousands
+        holder.store.rollback()  # a crashed claim: the timers are claimable again
+        assert idle.work(settle=0.0).timers_fired == 3
+    finally:
+        holder.close()
+        idle.close()
