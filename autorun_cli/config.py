@@ -385,6 +385,30 @@ def resolve(opts: Any) -> Any:
     )
 
 
+def known_secrets() -> list[str]:
+    """Every secret this setup may hold: ``AUTORUN_TOKEN``, the password of
+    ``AUTORUN_BASE_URL``, and each profile's token (stored, or in its ``token_env``
+    variable) and base-URL password. For output written before the command's settings
+    are resolved (an error about a value given in the wrong place may quote a token).
+    Best effort: a file that cannot be read or parsed adds nothing."""
+    from autorun_cli.textsafe import url_password
+
+    found = [os.environ.get("AUTORUN_TOKEN"), url_password(os.environ.get("AUTORUN_BASE_URL"))]
+    try:
+        loaded = read()
+        profiles = loaded.profiles if loaded.error is None else {}
+    except Exception:
+        profiles = {}
+    for prof in profiles.values():
+        if not isinstance(prof, dict):
+            continue
+        token, token_env, base = prof.get("token"), prof.get("token_env"), prof.get("base_url")
+        found.append(token if isinstance(token, str) else None)
+        found.append(os.environ.get(token_env) if isinstance(token_env, str) and token_env else None)
+        found.append(url_password(base) if isinstance(base, str) else None)
+    return [s for s in found if s]
+
+
 def engine_url(opts: Any = None) -> str | None:
     """The local engine's store: ``--engine-url`` / ``AUTORUN_ENGINE_URL`` (merged into
     ``opts``), else the selected profile's ``engine_url``, else None (``<home>/engine.db``).

@@ -40,6 +40,24 @@ def set_secrets(secrets: Iterable[str | None]) -> None:
     _forms = tuple(dict.fromkeys([*kept, *(json.dumps(s, ensure_ascii=False)[1:-1] for s in kept)]))
 
 
+def add_secrets(secrets: Iterable[str | None]) -> None:
+    """Mask these too, beside the ones already registered (an error raised before the
+    command's settings were resolved may quote a secret the user put in the wrong place)."""
+    set_secrets([*_secrets, *secrets])
+
+
+def url_password(url: str | None) -> str | None:
+    """The password of a URL's userinfo (``https://user:PW@host``): a secret as well."""
+    if not url or "@" not in url:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password or None
+    except ValueError:
+        return None
+
+
 def redact(text: str, extra: Iterable[str] | None = None) -> str:
     """``text`` with every registered secret (and those in ``extra``) masked."""
     for secret in (*_secrets, *(s for s in extra or () if s and len(s) >= 3)):

@@ -131,7 +131,9 @@ def test_internal_error_has_no_traceback_unless_debug(monkeypatch):
     assert "AUTORUN_DEBUG=1" in result.stderr
     assert "Traceback" not in result.output
     debug = invoke("list", env={"AUTORUN_DEBUG": "1"})
-    assert isinstance(debug.exception, RuntimeError)
+    assert debug.exit_code == 1
+    assert "Traceback (most recent call last)" in debug.stderr and "RuntimeError: kaboom" in debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-2].startswith("error: internal error: RuntimeError: kaboom")
 
 
 # -- config ---------------------------------------------------------------------

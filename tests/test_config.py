@@ -246,7 +246,7 @@ def test_path_templates_take_only_the_documented_placeholders(isolated, template
     (isolated / "config.toml").write_text(
         f'[profiles.t]\nprovider = "tenant"\nbase_url = "https://psa.example"\nget_path = "{template}"\n'
     )
-    error, hint = fails(2, "show", TENANT, "-p", "t", env={"AUTORUN_TOKEN": "tok"})
+    error, hint = fails(2, "show", TENANT, "-p", "t", env={"AUTORUN_TOKEN": "tok-8c1f27"})
     assert error == f"error: config file {isolated / 'config.toml'}, line 4: profiles.t.get_path {problem}"
     assert hint == "hint: placeholders are {id}, {automation}, {automation_id}; write {{ and }} for braces"
 

@@ -274,3 +274,115 @@ def test_bulk_retry_lines_are_sanitised_and_masked(mode: str) -> None:
         assert result.stdout.splitlines() == ["new\\x1b[2J\\x1b]0;T\\x07***"] * 2
     elif mode == "ndjson":
         assert [json.loads(line)["new_id"] for line in result.stdout.splitlines()] == [f"new{EVIL}***"] * 2
+
+
+# -- secrets in errors raised before the settings are resolved, URL passwords, debug ------
+
+TENANT_UUID = "7e000000-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize("where", ["flag", "env", "profile"])
+def test_a_token_given_as_the_tenant_id_is_masked_in_the_usage_error(where: str, tmp_path: Path) -> None:
+    """The API key pasted where the tenant UUID belongs: refused before any request
+    (exit 2), and the error never shows it."""
+    env = {"AUTORUN_PROVIDER": "tenant", "AUTORUN_BASE_URL": "http://127.0.0.1:9"}
+    args = ["list"]
+    if where == "flag":
+        args += ["--tenant", TOKEN]
+        env["AUTORUN_TOKEN"] = TOKEN
+    elif where == "env":
+        env.update(AUTORUN_TENANT_ID=TOKEN, AUTORUN_TOKEN=TOKEN)
+    else:
+        (tmp_path / "config.toml").write_text(
+            f'default_profile = "t"\n[profiles.t]\nprovider = "tenant"\nbase_url = "http://127.0.0.1:9"\n'
+            f'token = "{TOKEN}"\ntenant = "{TOKEN}"\n')
+        env = {}
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 2, result.stderr
+    assert_safe(result)
+    assert "not a UUID" in result.stderr and "'***'" in result.stderr
+
+
+def test_a_token_quoted_by_any_usage_error_is_masked() -> None:
+    result = runner.invoke(app, ["list", "--since", TOKEN, "-o", "json"],
+                           env={"AUTORUN_PROVIDER": "local", "AUTORUN_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert_safe(result)
+    assert json.loads(result.stdout)["error"]["message"].startswith("--since '***' is not a time")
+
+
+def test_a_token_of_a_profile_given_in_token_env_is_masked_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_TENANT_KEY", TOKEN)
+    (tmp_path / "config.toml").write_text(
+        'default_profile = "t"\n[profiles.t]\nprovider = "tenant"\nbase_url = "http://127.0.0.1:9"\n'
+        'token_env = "MY_TENANT_KEY"\n')
+    result = runner.invoke(app, ["list", "--tenant", TOKEN])
+    assert result.exit_code == 2
+    assert_safe(result)
+
+
+def test_a_password_in_the_base_url_is_masked_in_the_request_log_and_errors() -> None:
+    password = "url-pass-7d2e91"
+    with HostileServer(lambda req: Answer(200, [])) as server:
+        url = server.url.replace("http://", f"http://alice:{password}@")
+        result = runner.invoke(app, ["list", "-v"], env={"AUTORUN_PROVIDER": "generic", "AUTORUN_BASE_URL": url,
+                                                         "AUTORUN_TOKEN": TOKEN, "AUTORUN_AUTOMATION_ID": AID})
+    assert result.exit_code == 0, result.stderr
+    assert password not in result.stderr + result.stdout
+    assert "> GET http://alice:***@127.0.0.1:" in result.stderr
+    # Nothing listens there any more: the connection error names the host, not the password.
+    refused = runner.invoke(app, ["list"], env={"AUTORUN_PROVIDER": "generic", "AUTORUN_BASE_URL": url,
+                                                "AUTORUN_TOKEN": TOKEN, "AUTORUN_AUTOMATION_ID": AID})
+    assert refused.exit_code == 5
+    assert "could not reach" in refused.stderr and password not in refused.stderr
+
+
+def test_a_hint_quoting_api_text_is_sanitised() -> None:
+    """Hints name commands built from what the API answered (here the execution ID the
+    server put in its document): the hint line passes the sanitiser too."""
+    asked = "5ca1ab1e-0000-4000-8000-000000000003"
+
+    def route(req: Seen) -> Answer:
+        return Answer(200, {"data": {"execution_id": f"{asked}{EVIL}", "automation_rule_id": "r", "status": "cancelled",
+                                     "actions_total": 1, "actions_successful": 0, "actions_failed": 0,
+                                     "started_at": "2026-06-01T10:00:00Z", "tenant": TENANT_UUID,
+                                     "_links": {"self": {"href": f"/api/v1/automation/executions/{asked}"}}}})
+
+    with HostileServer(route) as server:
+        result = cli(server, "tenant", "retry", asked)
+    assert result.exit_code == 4, result.stderr
+    assert_safe(result)
+    hint = result.stderr.splitlines()[-1]
+    assert hint.startswith("hint: ") and "\\x1b[2J\\x1b]0;T\\x07" in hint
+
+
+def test_the_debug_traceback_is_sanitised_and_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autorun_cli.providers import local
+
+    def boom(self: Any, query: Any) -> Any:
+        raise RuntimeError(f"kaboom {TOKEN} {EVIL}")
+
+    monkeypatch.setattr(local.LocalProvider, "iter_runs", boom)
+    env = {"AUTORUN_PROVIDER": "local", "AUTORUN_TOKEN": TOKEN, "AUTORUN_DEBUG": "1"}
+    result = runner.invoke(app, ["list"], env=env)
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "RuntimeError: kaboom *** \\x1b[2J" in result.stderr
+    for ctrl in RAW_CONTROLS:
+        assert ctrl not in result.stderr
+    assert TOKEN not in result.stderr
+    # An AutorunError's traceback too (a usage error that quotes the token).
+    usage = runner.invoke(app, ["list", "--since", TOKEN], env=env)
+    assert usage.exit_code == 2
+    assert "Traceback" in usage.stderr and TOKEN not in usage.stderr
+
+
+def test_config_show_and_list_mask_a_base_url_password(tmp_path: Path) -> None:
+    password = "url-pass-7d2e91"
+    (tmp_path / "config.toml").write_text(
+        f'default_profile = "t"\n[profiles.t]\nprovider = "generic"\nbase_url = "https://bob:{password}@api.example"\n')
+    for args in (["config", "show"], ["config", "show", "-o", "json"], ["config", "list"], ["config", "list", "--json"]):
+        result = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.stderr
+        assert password not in result.stdout + result.stderr
+        assert "https://bob:***@api.example" in result.stdout

@@ -55,6 +55,19 @@ def handle_exception(exc: BaseException) -> int:
     return 1
 
 
+def print_traceback() -> None:
+    """The traceback AUTORUN_DEBUG=1 asks for, through the output sanitiser like every
+    other line: exception texts quote API answers (escapes) and may quote a secret."""
+    import traceback
+
+    from autorun_cli.cli.output import register_known_secrets
+    from autorun_cli.textsafe import clean
+
+    register_known_secrets()
+    sys.stderr.write(clean(traceback.format_exc()))
+    sys.stderr.flush()
+
+
 def _mode_in(args: list[str]) -> str:
     """The output mode ``args`` ask for, read without parsing (they failed to parse)."""
     mode = os.environ.get("AUTORUN_OUTPUT", "table")
@@ -218,12 +231,8 @@ class AutorunGroup(TyperGroup):
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
-            if os.environ.get("AUTORUN_DEBUG") == "1" and not isinstance(exc, AutorunError):
-                raise
             if os.environ.get("AUTORUN_DEBUG") == "1":
-                import traceback
-
-                traceback.print_exc()
+                print_traceback()
             code = handle_exception(exc)
             raise typer.Exit(code) from None
         except KeyboardInterrupt as exc:

@@ -303,6 +303,14 @@ def output_for(ctx: Any, output: Any = None, json_: Any = False, jq: str | None 
     return Output(resolve(ctx, output=output, json_=json_, jq=jq))
 
 
+def register_known_secrets() -> None:
+    """Before an error or a traceback is written: mask every secret of the setup, not
+    only the resolved settings' (the error may come before they were, or be about them)."""
+    from autorun_cli import config, textsafe
+
+    textsafe.add_secrets(config.known_secrets())
+
+
 def report_error(err: AutorunError, mode: str) -> None:
     """One ``error:`` line and a ``hint:`` line on stderr (+ JSON on stdout with -o json).
 
@@ -311,6 +319,7 @@ def report_error(err: AutorunError, mode: str) -> None:
     """
     from autorun_cli.textsafe import clean
 
+    register_known_secrets()
     sys.stderr.write(f"error: {clean(err.message)}\n")
     if err.hint:
         sys.stderr.write(f"hint: {clean(err.hint)}\n")

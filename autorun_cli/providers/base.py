@@ -76,7 +76,9 @@ class Settings(_Record):
 
     @property
     def secrets(self) -> list[str]:
-        return [self.token] if self.token else []
+        from autorun_cli.textsafe import url_password
+
+        return [s for s in (self.token, url_password(self.base_url)) if s]
 
 
 class ListQuery(_Record):

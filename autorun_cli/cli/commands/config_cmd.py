@@ -17,9 +17,12 @@ app = typer.Typer(help="Manage profiles: where each API is and how to authentica
 
 
 def _out(ctx: typer.Context, output: Any = None, json_: Any = False, jq: str | None = None) -> Output:
-    from autorun_cli.cli.output import output_for
+    from autorun_cli.cli.output import output_for, register_known_secrets
 
-    return output_for(ctx, output, json_, jq)
+    out = output_for(ctx, output, json_, jq)
+    # These commands print the file's values (a base URL's password…): mask them all.
+    register_known_secrets()
+    return out
 
 
 def _mask(profile: dict[str, str]) -> dict[str, Any]:
