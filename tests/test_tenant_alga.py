@@ -124,6 +124,20 @@ def test_without_links_only_failed_or_forced_goes_to_the_server():
     provider.check_retry(map_execution(alga("failed")))
 
 
+def test_a_retry_link_on_an_execution_that_did_not_fail_is_followed_only_with_force():
+    """Alga links retry only on failed executions; a server that links it on another
+    gets Alga's rule in the refusal, not the generic "failed, cancelled or timed-out"."""
+    provider = TenantProvider(Settings(provider="tenant"))
+    doc = alga("cancelled")
+    run = map_execution({"data": {**doc, "_links": {**links(doc), "retry": f"{BASE}/{EXEC_ID}/retry"}}})
+    assert run.extra["retryable"] is True
+    with pytest.raises(NotAllowedError) as exc:
+        provider.check_retry(run)
+    assert exc.value.message == f"execution {EXEC_ID} is cancelled: Alga PSA retries only failed executions"
+    assert f"`autorun retry {EXEC_ID} --force`" in (exc.value.hint or "")
+    provider.check_retry(run, force=True)  # the link is followed; the server decides
+
+
 # -- 3. dry runs ---------------------------------------------------------------------
 
 
@@ -272,6 +286,7 @@ def test_missing_execution_in_each_dialect(alga_server: ApiServer):
     else:
         assert result.exit_code == 3
         assert "Automation execution not found" in error and "autorun list" in hint
+        assert "--tenant" in hint  # the tenant's own hint: a wrong tenant reads as missing too
         assert len(gets) == 1  # a final answer is not retried
 
 

@@ -418,6 +418,15 @@ class TenantProvider(Provider):
         no ``retry`` is refused even with --force; one without ``_links`` (a list
         item) is refused unless failed or forced, and then the server decides."""
         offered = run.extra.get("retryable") if isinstance(run.extra, dict) else None
+        if offered is True and run.status != "failed" and not force:
+            # A server that links retry on an execution Alga would not retry: say what
+            # Alga does (not the generic "failed, cancelled or timed-out"), and that
+            # --force follows the link and lets that server decide.
+            raise NotAllowedError(
+                f"execution {run.id} is {run.status}: Alga PSA retries only failed executions",
+                hint=f"this server offers a retry link for it anyway: `autorun retry {run.id} --force` follows it and the server decides",
+                code="not_retryable",
+            )
         if offered is True or (offered is None and (run.status == "failed" or force)):
             return
         why = "Alga PSA retries only failed executions"
