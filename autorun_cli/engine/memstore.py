@@ -272,6 +272,14 @@ class MemoryStore(Store):
         self._on_undo(undo)
         return {k: row[k] for k in ("run_id", "step_id", "step_key", "event", "timeout_at")}
 
+    def time_out_waits(self, wait_ids, at) -> dict[str, dict]:
+        out = {}
+        for wait_id in wait_ids:
+            row = self.resolve_wait(wait_id, "timed_out", at, "timed_out")
+            if row is not None:
+                out[wait_id] = row
+        return out
+
     def find_open_waits(self, event, field, value) -> list[dict]:
         bucket = self._open.get((event, field, value))
         return [dict(self._waits[w]) for w in bucket] if bucket else []
@@ -392,6 +400,18 @@ class MemoryStore(Store):
         lease["expires_at"] = expires_at
         self._on_undo(lambda: lease.__setitem__("expires_at", old))
         return True
+
+    def check_leases(self, owner, held, valid_until) -> set[int]:
+        return {epoch for run_id, epoch in held
+                if (lease := self.get_lease(run_id)) is not None and lease["owner"] == owner
+                and lease["epoch"] == epoch and lease["expires_at"] > valid_until}
+
+    def renew_leases(self, owner, held, expires_at) -> set[int]:
+        # One writer holds the whole store: a statement per lease costs no round trip.
+        return {epoch for run_id, epoch in held if self.renew_lease(run_id, owner, epoch, expires_at)}
+
+    def release_leases(self, owner, held) -> set[int]:
+        return {epoch for run_id, epoch in held if self.release_lease(run_id, owner, epoch)}
 
     def release_lease(self, run_id, owner, epoch) -> bool:
         if self._held(run_id, owner, epoch) is None:

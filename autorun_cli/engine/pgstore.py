@@ -24,6 +24,7 @@ How it keeps the engine's guarantees without SQLite's single writer:
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -97,6 +98,16 @@ CREATE TABLE IF NOT EXISTS workers (
 # the last one in meta.schema_version. Add new versions at the end; never edit one.
 MIGRATIONS: list[tuple[int, str]] = [(1, _V1)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+_STEP_ID_BLOCK = 16
+_INF = float("inf")
+
+
+@functools.lru_cache(maxsize=256)
+def _split(query: str | bytes) -> list[str] | None:
+    """A statement split at its ``%s`` placeholders (None: it has other ``%`` forms)."""
+    text = query.decode() if isinstance(query, bytes) else query
+    parts = text.split("%s")
+    return None if any("%" in p for p in parts) else parts
 _MIGRATE_LOCK = 7_311_015_001  # pg_advisory_xact_lock key: one migrator at a time
 
 _pools: dict[str, ConnectionPool] = {}
@@ -156,6 +167,21 @@ class PostgresStore(Store):
         self._listener: psycopg.Connection[Any] | None = None
         self._notify = False
         self._closed = False
+        # Inside a transaction, statements whose result the engine does not read wait
+        # here and go out in one pipeline with the next statement that must answer
+        # (or the COMMIT): a round trip per answer, not per statement.
+        self._pending: list[tuple[Any, Any]] = []
+        self._in_tx = False
+        self._binder = psycopg.ClientCursor(self.conn)
+        self._plain_strings = self.conn.execute(
+            "SELECT current_setting('standard_conforming_strings') = 'on' AS on").fetchone()["on"]
+        # Runs this transaction locked (lock_runs), as the engine last saved them:
+        # lock_run answers from here instead of asking again.
+        self._locked: dict[str, dict] = {}
+        # Outbox keys of the runs lock_runs locked (see there).
+        self._outbox: dict[str, set[str]] = {}
+        # Step IDs drawn from the sequence after this transaction's last lock.
+        self._step_ids: list[int] = []
         row = self.conn.execute("SELECT current_setting('server_version') AS v, "
                                 "current_setting('synchronous_commit') AS sc, current_setting('fsync') AS fs").fetchone()
         assert row is not None
@@ -175,17 +201,17 @@ class PostgresStore(Store):
         return self.path
 
     def schema_version(self) -> int:
-        row = self.conn.execute("SELECT to_regclass('meta') IS NOT NULL AS has").fetchone()
+        row = self._x("SELECT to_regclass('meta') IS NOT NULL AS has").fetchone()
         if not row or not row["has"]:
             return 0
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = self._x("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row["value"]) if row else 0
 
     def migrate(self) -> list[int]:
         applied: list[int] = []
         self.begin()
         try:
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+            self._x("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
             current = self.schema_version()
             if current > SCHEMA_VERSION:
                 raise psycopg.errors.FeatureNotSupported(
@@ -194,10 +220,10 @@ class PostgresStore(Store):
                 if version > current:
                     for stmt in script.split(";"):
                         if stmt.strip():
-                            self.conn.execute(stmt.encode())
+                            self._x(stmt.encode())
                     applied.append(version)
             if applied:
-                self.conn.execute(
+                self._x(
                     "INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (str(SCHEMA_VERSION),))
             self.commit()
@@ -231,19 +257,93 @@ class PostgresStore(Store):
 
     # -- transactions ---------------------------------------------------------
     def begin(self) -> None:
-        self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        self._pending = [("BEGIN ISOLATION LEVEL READ COMMITTED", ())]
+        self._in_tx = True
         self._notify = False
 
     def commit(self) -> None:
         if self._notify:
-            self.conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+            self._pending.append(("SELECT pg_notify(%s, '')", (CHANNEL,)))
             self._notify = False
-        self.conn.execute("COMMIT")
+        self._end()
+        if len(self._pending) == 1 and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            self._pending = []  # only BEGIN was queued: nothing to commit
+            return
+        self._x("COMMIT")
 
     def rollback(self) -> None:
         self._notify = False
+        self._end()
+        self._pending = []  # never sent: nothing to undo
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.conn.execute("ROLLBACK")
+
+    def _end(self) -> None:
+        self._in_tx = False
+        self._locked.clear()
+        self._outbox.clear()
+        self._step_ids.clear()
+
+    def _x(self, query: Any, args: Any = ()) -> Any:
+        """Execute a statement whose answer is needed now, after the queued ones: all
+        of them in one simple query, bound on this side (one round trip; a tenth of
+        psycopg's cost per statement, which is what bounds a worker). An error of a
+        queued statement is raised here."""
+        if not self._pending:
+            return self.conn.execute(query, args)
+        pending, self._pending = self._pending, []
+        pending.append((query, args))
+        bind = self._bind
+        text = ";".join([bind(q, a) for q, a in pending])
+        cur = self.conn.cursor()
+        cur.execute(text.encode(self.conn.info.encoding), prepare=False)
+        while cur.nextset():
+            pass
+        return cur
+
+    def _reads(self, *queries: tuple[Any, Any]) -> list[list[dict]]:
+        """Several reads (after the queued writes) in one round trip: their rows."""
+        pending, self._pending = self._pending, []
+        bind = self._bind
+        cur = self.conn.cursor()
+        cur.execute(";".join([bind(q, a) for q, a in pending + list(queries)]).encode(self.conn.info.encoding),
+                    prepare=False)
+        for _ in pending:
+            cur.nextset()
+        out = [cur.fetchall()]
+        while cur.nextset():
+            out.append(cur.fetchall())
+        return out
+
+    def _bind(self, query: Any, args: Any) -> str:
+        """``query`` with ``args`` as SQL literals. Plain ``%s`` placeholders and
+        text, numbers and NULL are quoted here (standard_conforming_strings is on:
+        only ``'`` needs doubling); anything else is left to psycopg."""
+        parts = _split(query) if self._plain_strings and not isinstance(args, dict) else None
+        if parts is None or len(parts) != len(args) + 1:
+            return self._binder.mogrify(query, args)
+        out = [parts[0]]
+        for value, part in zip(args, parts[1:], strict=True):
+            t = type(value)
+            if value is None:
+                out.append("NULL")
+            elif t is str:
+                out.append("'" + value.replace("'", "''") + "'")
+            elif t is int:
+                out.append(str(value))
+            elif t is float and value == value and value not in (_INF, -_INF):
+                out.append(repr(value))
+            else:
+                out.append(self._binder.mogrify("%s", (value,)))
+            out.append(part)
+        return "".join(out)
+
+    def _defer(self, query: Any, args: Any = ()) -> None:
+        """A write whose result nobody reads: queued inside a transaction."""
+        if self._in_tx:
+            self._pending.append((query, args))
+        else:
+            self._x(query, args)
 
     def close(self) -> None:
         if self._closed:
@@ -257,13 +357,13 @@ class PostgresStore(Store):
         self._pool.putconn(self.conn)
 
     def _all(self, query: Any, args: Sequence[Any] = ()) -> list[dict]:
-        return self.conn.execute(query, args).fetchall()
+        return self._x(query, args).fetchall()
 
     def _one(self, query: Any, args: Sequence[Any] = ()) -> dict | None:
-        return self.conn.execute(query, args).fetchone()
+        return self._x(query, args).fetchone()
 
     def _count(self, query: Any, args: Sequence[Any] = ()) -> int:
-        row = self.conn.execute(query, args).fetchone()
+        row = self._x(query, args).fetchone()
         return int(row["n"]) if row else 0
 
     # -- definitions ----------------------------------------------------------
@@ -274,7 +374,7 @@ class PostgresStore(Store):
         return self._one("SELECT * FROM definitions WHERE id = %s AND version = %s", (def_id, version))
 
     def insert_definition(self, row: dict) -> None:
-        self.conn.execute(
+        self._defer(
             "INSERT INTO definitions (id, version, name, trigger_event, digest, spec, source, source_path, loaded_at)"
             " VALUES (%(id)s, %(version)s, %(name)s, %(trigger_event)s, %(digest)s, %(spec)s, %(source)s,"
             " %(source_path)s, %(loaded_at)s)",
@@ -299,7 +399,7 @@ class PostgresStore(Store):
 
     # -- events ---------------------------------------------------------------
     def add_event(self, row: dict) -> bool:
-        cur = self.conn.execute(
+        cur = self._x(
             "INSERT INTO events (id, kind, name, payload, identity, occurred_at, received_at)"
             " VALUES (%(id)s, %(kind)s, %(name)s, %(payload)s, %(identity)s, %(occurred_at)s, %(received_at)s)"
             " ON CONFLICT (id) DO NOTHING",
@@ -310,7 +410,7 @@ class PostgresStore(Store):
     def set_event_runs(self, event_id: str, run_ids: list[str]) -> None:
         import json
 
-        self.conn.execute("UPDATE events SET run_ids = %s WHERE id = %s", (json.dumps(run_ids), event_id))
+        self._defer("UPDATE events SET run_ids = %s WHERE id = %s", (json.dumps(run_ids), event_id))
 
     def get_event(self, event_id: str) -> dict | None:
         return self._one("SELECT * FROM events WHERE id = %s", (event_id,))
@@ -320,20 +420,50 @@ class PostgresStore(Store):
     _UPDATE_RUN = f"UPDATE runs SET {', '.join(c + ' = %s' for c in RUN_COLUMNS[1:])} WHERE id = %s"
 
     def insert_run(self, values: tuple) -> None:
-        self.conn.execute(self._INSERT_RUN, values)
+        self._defer(self._INSERT_RUN, values)
 
     def update_run(self, values: tuple) -> None:
-        self.conn.execute(self._UPDATE_RUN, values[1:] + values[:1])
+        self._defer(self._UPDATE_RUN, values[1:] + values[:1])
+        locked = self._locked.get(values[0])
+        if locked is not None:
+            locked.update(zip(RUN_COLUMNS, values, strict=True))
 
     def get_run(self, run_id: str) -> dict | None:
         return self._one("SELECT * FROM runs WHERE id = %s", (run_id,))
 
     def lock_run(self, run_id: str) -> dict | None:
-        return self._one("SELECT * FROM runs WHERE id = %s FOR UPDATE", (run_id,))
+        row = self._locked.get(run_id)
+        if row is None:
+            row = self._one("SELECT * FROM runs WHERE id = %s FOR UPDATE", (run_id,))
+            if row is None:
+                return None
+            self._took_locks([row])
+        return dict(row)
 
     def lock_runs(self, run_ids: Sequence[str]) -> None:
-        if run_ids:
-            self.conn.execute("SELECT id FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (list(run_ids),))
+        todo = [r for r in run_ids if r not in self._locked]
+        if not todo:
+            return
+        if not self._in_tx:
+            self._took_locks(self._all("SELECT * FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (todo,)))
+            return
+        # With the runs, their outbox keys: only a transaction holding a run's lock
+        # adds its messages (keys are "<run id>:<step key>"), so add_message then
+        # knows whether its key is new without asking.
+        runs, keys = self._reads(("SELECT * FROM runs WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (todo,)),
+                                 ("SELECT run_id, idempotency_key FROM outbox WHERE run_id = ANY(%s)", (todo,)))
+        self._took_locks(runs)
+        self._outbox.update((r["id"], set()) for r in runs)
+        for r in keys:
+            if r["run_id"] in self._outbox:
+                self._outbox[r["run_id"]].add(r["idempotency_key"])
+
+    def _took_locks(self, rows: list[dict]) -> None:
+        if self._in_tx:
+            self._locked.update((r["id"], r) for r in rows)
+        # Step IDs drawn before these locks could be lower than those of the
+        # previous holder's steps: draw again (a run's steps sort by ID).
+        self._step_ids.clear()
 
     def query_runs(self, *, statuses=None, automation=None, since=None, until=None, ids=None,
                    event_id=None, sort="-created_at", limit=None, offset=0) -> list[dict]:
@@ -377,20 +507,33 @@ class PostgresStore(Store):
     _INSERT_STEP = (f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({', '.join(['%s'] * len(STEP_COLUMNS))})"
                     " RETURNING id")
 
+    _INSERT_STEP_ID = (f"INSERT INTO steps (id, {', '.join(STEP_COLUMNS)}) "
+                       f"VALUES ({', '.join(['%s'] * (len(STEP_COLUMNS) + 1))})")
+
     def insert_step(self, values: tuple) -> int:
-        row = self._one(self._INSERT_STEP, values)
-        assert row is not None
-        return int(row["id"])
+        if not self._in_tx:
+            row = self._one(self._INSERT_STEP, values)
+            assert row is not None
+            return int(row["id"])
+        # IDs drawn in blocks, after the run's lock was taken (see _took_locks): the
+        # insert itself then waits in the pipeline like any other write.
+        if not self._step_ids:
+            rows = self._all("SELECT nextval(pg_get_serial_sequence('steps', 'id')) AS id "
+                             "FROM generate_series(1, %s)", (max(_STEP_ID_BLOCK, len(self._locked)),))
+            self._step_ids = sorted((int(r["id"]) for r in rows), reverse=True)
+        step_id = self._step_ids.pop()
+        self._defer(self._INSERT_STEP_ID, (step_id, *values))
+        return step_id
 
     def finish_step(self, step_id, status, finished_at, info=None, error=None, branch=None) -> None:
-        self.conn.execute(
+        self._defer(
             "UPDATE steps SET status = %s, finished_at = %s, info = COALESCE(%s, info), error = %s, "
             "branch = COALESCE(%s, branch) WHERE id = %s",
             (status, finished_at, info, error, branch, step_id),
         )
 
     def interrupt_steps(self, run_id, statuses, status, finished_at, error) -> int:
-        cur = self.conn.execute(
+        cur = self._x(
             "UPDATE steps SET status = %s, finished_at = %s, error = COALESCE(%s, error) "
             "WHERE run_id = %s AND status = ANY(%s)",
             (status, finished_at, error, run_id, list(statuses)),
@@ -404,7 +547,7 @@ class PostgresStore(Store):
     _INSERT_WAIT = f"INSERT INTO waits ({', '.join(WAIT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(WAIT_COLUMNS))})"
 
     def insert_wait(self, values: tuple) -> None:
-        self.conn.execute(self._INSERT_WAIT, values)
+        self._defer(self._INSERT_WAIT, values)
 
     def resolve_wait(self, wait_id, status, at, branch, resumed_by=None) -> dict | None:
         # WHERE status = 'waiting': under READ COMMITTED a concurrent resolver waits for
@@ -420,6 +563,14 @@ class PostgresStore(Store):
         return self._one("UPDATE waits SET status = %s, branch = %s WHERE id = %s AND status = 'waiting'" + returning,
                          (status, branch, wait_id))
 
+    def time_out_waits(self, wait_ids, at) -> dict[str, dict]:
+        if not wait_ids:
+            return {}
+        rows = self._all("UPDATE waits SET status = 'timed_out', timed_out_at = %s, branch = 'timed_out' "
+                         "WHERE id = ANY(%s) AND status = 'waiting' "
+                         "RETURNING id, run_id, step_id, step_key, event, timeout_at", (at, list(wait_ids)))
+        return {r.pop("id"): r for r in rows}
+
     def find_open_waits(self, event, field, value) -> list[dict]:
         return self._all("SELECT * FROM waits WHERE event = %s AND match_field = %s AND match_value = %s "
                          "AND status = 'waiting'", (event, field, value))
@@ -432,7 +583,7 @@ class PostgresStore(Store):
 
     # -- timers ---------------------------------------------------------------
     def add_timer(self, run_id, kind, ref, due_at) -> None:
-        self.conn.execute("INSERT INTO timers (run_id, kind, ref, due_at) VALUES (%s, %s, %s, %s)",
+        self._defer("INSERT INTO timers (run_id, kind, ref, due_at) VALUES (%s, %s, %s, %s)",
                           (run_id, kind, ref, due_at))
         self._notify = True
 
@@ -454,8 +605,8 @@ class PostgresStore(Store):
         if ref is not None:
             cond += " AND ref = %s"
             args.append(ref)
-        self.conn.execute(f"DELETE FROM timers WHERE id IN (SELECT id FROM timers WHERE {cond} FOR UPDATE SKIP LOCKED)".encode(),
-                          args)
+        self._defer(f"DELETE FROM timers WHERE id IN (SELECT id FROM timers WHERE {cond} FOR UPDATE SKIP LOCKED)".encode(),
+                    args)
 
     def next_due(self) -> float | None:
         row = self._one("SELECT due_at FROM timers ORDER BY due_at LIMIT 1")
@@ -471,7 +622,15 @@ class PostgresStore(Store):
                    " ON CONFLICT (idempotency_key) DO NOTHING")
 
     def add_message(self, values: tuple) -> bool:
-        return self.conn.execute(self._INSERT_MSG, values).rowcount == 1
+        key, run_id = values[1], values[2]
+        known = self._outbox.get(run_id)
+        if known is None or not key.startswith(run_id + ":"):
+            return self._x(self._INSERT_MSG, values).rowcount == 1
+        if key in known:
+            return False
+        known.add(key)
+        self._defer(self._INSERT_MSG, values)
+        return True
 
     def messages(self, run_id: str | None = None) -> list[dict]:
         if run_id is None:
@@ -480,7 +639,7 @@ class PostgresStore(Store):
 
     # -- logs -----------------------------------------------------------------
     def add_log(self, run_id, ts, level, message, step_key, step_index) -> None:
-        self.conn.execute(
+        self._defer(
             "INSERT INTO logs (run_id, ts, level, message, step_key, step_index) VALUES (%s, %s, %s, %s, %s, %s)",
             (run_id, ts, level, message, step_key, step_index),
         )
@@ -504,7 +663,7 @@ class PostgresStore(Store):
 
     # -- leases ---------------------------------------------------------------
     def set_lease(self, run_id, owner, epoch, expires_at) -> None:
-        self.conn.execute(
+        self._defer(
             "INSERT INTO leases (run_id, owner, epoch, expires_at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, "
             "expires_at = excluded.expires_at",
@@ -514,18 +673,47 @@ class PostgresStore(Store):
     def renew_lease(self, run_id, owner, epoch, expires_at) -> bool:
         if expires_at <= time.time():
             self._notify = True  # a lease handed back: wake a worker to take it over
-        return self.conn.execute(
+        return self._x(
             "UPDATE leases SET expires_at = %s WHERE run_id = %s AND owner = %s AND epoch = %s",
             (expires_at, run_id, owner, epoch),
         ).rowcount == 1
 
+    def check_leases(self, owner, held, valid_until) -> set[int]:
+        if not held:
+            return set()
+        rows = self._all(
+            "SELECT l.epoch FROM leases l JOIN unnest(%s::text[], %s::bigint[]) AS j(run_id, epoch) "
+            "ON l.run_id = j.run_id AND l.epoch = j.epoch WHERE l.owner = %s AND l.expires_at > %s",
+            ([h[0] for h in held], [h[1] for h in held], owner, valid_until))
+        return {int(r["epoch"]) for r in rows}
+
+    def renew_leases(self, owner, held, expires_at) -> set[int]:
+        if not held:
+            return set()
+        if expires_at <= time.time():
+            self._notify = True
+        rows = self._all(
+            "UPDATE leases l SET expires_at = %s FROM unnest(%s::text[], %s::bigint[]) AS j(run_id, epoch) "
+            "WHERE l.run_id = j.run_id AND l.epoch = j.epoch AND l.owner = %s RETURNING l.epoch",
+            (expires_at, [h[0] for h in held], [h[1] for h in held], owner))
+        return {int(r["epoch"]) for r in rows}
+
+    def release_leases(self, owner, held) -> set[int]:
+        if not held:
+            return set()
+        rows = self._all(
+            "DELETE FROM leases l USING unnest(%s::text[], %s::bigint[]) AS j(run_id, epoch) "
+            "WHERE l.run_id = j.run_id AND l.epoch = j.epoch AND l.owner = %s RETURNING l.epoch",
+            ([h[0] for h in held], [h[1] for h in held], owner))
+        return {int(r["epoch"]) for r in rows}
+
     def release_lease(self, run_id, owner, epoch) -> bool:
-        return self.conn.execute(
+        return self._x(
             "DELETE FROM leases WHERE run_id = %s AND owner = %s AND epoch = %s", (run_id, owner, epoch)
         ).rowcount == 1
 
     def steal_lease(self, run_id, owner, epoch, now, holder_dead=False) -> bool:
-        return self.conn.execute(
+        return self._x(
             "DELETE FROM leases WHERE run_id = %s AND owner = %s AND epoch = %s AND (expires_at <= %s OR %s)",
             (run_id, owner, epoch, now, bool(holder_dead)),
         ).rowcount == 1
@@ -534,7 +722,7 @@ class PostgresStore(Store):
         return self._one("SELECT run_id, owner, epoch, expires_at FROM leases WHERE run_id = %s", (run_id,))
 
     def drop_lease(self, run_id: str) -> None:
-        self.conn.execute("DELETE FROM leases WHERE run_id = %s", (run_id,))
+        self._defer("DELETE FROM leases WHERE run_id = %s", (run_id,))
 
     def leases(self, expired_by: float | None = None, host: str | None = None) -> list[dict]:
         cols = "SELECT run_id, owner, epoch, expires_at FROM leases"
@@ -547,7 +735,7 @@ class PostgresStore(Store):
 
     # -- workers --------------------------------------------------------------
     def heartbeat(self, worker_id, host, pid, now) -> None:
-        self.conn.execute(
+        self._defer(
             "INSERT INTO workers (id, host, pid, started_at, last_seen) VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen",
             (worker_id, host, pid, now, now),
@@ -557,7 +745,7 @@ class PostgresStore(Store):
         return self._all("SELECT * FROM workers WHERE last_seen >= %s ORDER BY started_at, id", (seen_since,))
 
     def remove_worker(self, worker_id: str) -> None:
-        self.conn.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
+        self._defer("DELETE FROM workers WHERE id = %s", (worker_id,))
 
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore", "public_url"]

@@ -140,12 +140,25 @@ class Scheduling(EngineBase):
             room = 2 * self.concurrency - backlog if self._claims_http else self.batch_size
             if due and room > 0:
                 limit = min(self.batch_size, room)
-                with self._tx("timers"):
-                    timers = self.store.pop_due(now, limit)
-                    self._claimed += len(timers)
-                    # Every run this batch touches, locked in ID order before any is changed.
-                    self.store.lock_runs(sorted({t[1] for t in timers}))
-                    fired += sum(self._fire(kind, run_id, ref, now) for _tid, run_id, kind, ref, _due in timers)
+                # Answers waiting to be recorded go in with the claim: one commit for
+                # both (not with one run per transaction, batch_size 1).
+                done, self._done = (self._done, []) if self.batch_size > 1 else ([], self._done)
+                try:
+                    with self._tx("timers"):
+                        timers = self.store.pop_due(now, limit)
+                        self._claimed += len(timers)
+                        # Every run this batch touches, locked in ID order before any is changed.
+                        self.store.lock_runs(sorted({t[1] for t in timers} | {job.run_id for job, _ in done}))
+                        if done:
+                            self._record_locked(done)
+                        # The waits these timers time out, resolved in one statement.
+                        timed_out = self.store.time_out_waits(
+                            [ref for _t, _r, kind, ref, _d in timers if kind == "wait_timeout" and ref], now)
+                        fired += sum(self._fire(kind, run_id, ref, now, timed_out)
+                                     for _tid, run_id, kind, ref, _due in timers)
+                except BaseException:
+                    self._done[:0] = done  # rolled back: record them with the next claim
+                    raise
                 self._claims_http = self._claims_http or bool(self._jobs)
                 if len(timers) == limit and not self._jobs and not self._inflight:
                     continue  # a full batch of timers that sent nothing: claim the next at once
@@ -155,17 +168,20 @@ class Scheduling(EngineBase):
             elif not backlog:
                 break
             if self._jobs or self._inflight:
-                # Room left and more due: only collect what finished; else wait for a send.
-                self._pump(0.0 if due and 2 * self.concurrency > len(self._jobs) + len(self._inflight)
-                           else max(self.lease_seconds / 3, 0.01))
+                # Room left and more due: only collect what finished (recorded by the
+                # next claim); else wait for a send.
+                more = due and 2 * self.concurrency > len(self._jobs) + len(self._inflight)
+                self._pump(0.0 if more else max(self.lease_seconds / 3, 0.01), record=not more or self.batch_size == 1)
         self._drain()
         return fired
 
-    def _fire(self, kind: str, run_id: str, ref: str | None, now: float) -> bool:
+    def _fire(self, kind: str, run_id: str, ref: str | None, now: float,
+              timed_out: dict[str, dict] | None = None) -> bool:
         """Fire one timer; False when it had nothing left to do (its run moved on:
-        cancelled, retried, or the event beat the timeout)."""
+        cancelled, retried, or the event beat the timeout). ``timed_out``: the waits
+        this transaction already resolved (see _fire_wait_timeout)."""
         if kind == "wait_timeout":
-            return self._fire_wait_timeout(ref or "", now)
+            return self._fire_wait_timeout(ref or "", now, timed_out)
         run = self._load(run_id)
         if run is None:
             return False
@@ -186,8 +202,13 @@ class Scheduling(EngineBase):
             return True
         return False
 
-    def _fire_wait_timeout(self, wait_id: str, now: float) -> bool:
-        row = self.store.resolve_wait(wait_id, "timed_out", now, "timed_out")
+    def _fire_wait_timeout(self, wait_id: str, now: float, timed_out: dict[str, dict] | None = None) -> bool:
+        """``timed_out``: wait id → row of the waits already resolved as timed out (a
+        wait missing from it was resolved before: the event won); each is taken once."""
+        if timed_out is not None:
+            row = timed_out.pop(wait_id, None)
+        else:
+            row = self.store.resolve_wait(wait_id, "timed_out", now, "timed_out")
         if row is None:
             return False  # the event won: nothing to do
         run = self._load(row["run_id"])

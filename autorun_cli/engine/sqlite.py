@@ -351,6 +351,14 @@ class SQLiteStore(Store):
         row = self.conn.execute(sql, args).fetchone()
         return dict(row) if row is not None else None
 
+    def time_out_waits(self, wait_ids, at) -> dict[str, dict]:
+        out = {}
+        for wait_id in wait_ids:
+            row = self.resolve_wait(wait_id, "timed_out", at, "timed_out")
+            if row is not None:
+                out[wait_id] = row
+        return out
+
     def find_open_waits(self, event, field, value) -> list[dict]:
         return self._all(
             "SELECT * FROM waits WHERE event = ? AND match_field = ? AND match_value = ? AND status = 'waiting'",
@@ -465,6 +473,18 @@ class SQLiteStore(Store):
             "UPDATE leases SET expires_at = ? WHERE run_id = ? AND owner = ? AND epoch = ?",
             (expires_at, run_id, owner, epoch),
         ).rowcount == 1
+
+    def check_leases(self, owner, held, valid_until) -> set[int]:
+        return {epoch for run_id, epoch in held
+                if (lease := self.get_lease(run_id)) is not None and lease["owner"] == owner
+                and lease["epoch"] == epoch and lease["expires_at"] > valid_until}
+
+    def renew_leases(self, owner, held, expires_at) -> set[int]:
+        # One writer holds the whole store: a statement per lease costs no round trip.
+        return {epoch for run_id, epoch in held if self.renew_lease(run_id, owner, epoch, expires_at)}
+
+    def release_leases(self, owner, held) -> set[int]:
+        return {epoch for run_id, epoch in held if self.release_lease(run_id, owner, epoch)}
 
     def release_lease(self, run_id, owner, epoch) -> bool:
         return self.conn.execute(

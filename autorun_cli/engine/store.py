@@ -167,6 +167,11 @@ class Store(Protocol):
         step_key) when this call resolved it, None when it was already resolved."""
         ...
 
+    def time_out_waits(self, wait_ids: Sequence[str], at: float) -> dict[str, dict]:
+        """``resolve_wait(id, "timed_out", at, "timed_out")`` for several waits in one
+        statement: wait id → row for each wait this call resolved."""
+        ...
+
     def find_open_waits(self, event: str, field: str, value: str) -> list[dict]:
         """Waiting waits for ``event`` that match on payload ``field`` = ``value``."""
         ...
@@ -223,6 +228,21 @@ class Store(Protocol):
     def renew_lease(self, run_id: str, owner: str, epoch: int, expires_at: float) -> bool:
         """Extend a lease still held by ``owner`` at ``epoch``, in one conditional
         statement; False when it was taken over, cancelled or released meanwhile."""
+        ...
+
+    def check_leases(self, owner: str, held: Sequence[tuple[str, int]], valid_until: float) -> set[int]:
+        """Of several (run_id, epoch) pairs, the epochs whose lease ``owner`` holds
+        beyond ``valid_until``, in one read (no write, no commit)."""
+        ...
+
+    def renew_leases(self, owner: str, held: Sequence[tuple[str, int]], expires_at: float) -> set[int]:
+        """``renew_lease`` for several (run_id, epoch) pairs in one conditional
+        statement: the epochs still held (now until ``expires_at``)."""
+        ...
+
+    def release_leases(self, owner: str, held: Sequence[tuple[str, int]]) -> set[int]:
+        """``release_lease`` for several (run_id, epoch) pairs in one statement: the
+        epochs whose lease was still held (their results may be recorded)."""
         ...
 
     def release_lease(self, run_id: str, owner: str, epoch: int) -> bool:

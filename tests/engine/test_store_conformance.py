@@ -127,6 +127,38 @@ def test_lease_renewal_release_and_take_over_are_fenced(store: Store) -> None:
     assert store.leases() == []
 
 
+def test_batched_lease_statements_are_fenced_like_single_ones(store: Store) -> None:
+    """A worker checks, renews and releases the leases of a whole batch in one
+    statement each: per lease, the same answer as the single statement."""
+    _tx(store, lambda: [store.set_lease(f"run_{i}", "a", i, T + 30) for i in (1, 2, 3)])
+    _tx(store, lambda: store.set_lease("run_4", "b", 4, T + 30))
+    pairs = [("run_1", 1), ("run_2", 2), ("run_3", 9), ("run_4", 4), ("run_5", 5)]
+    # held by "a" beyond T + 20: runs 1 and 2 (run 3 at another epoch, 4 another owner, 5 none)
+    assert store.check_leases("a", pairs, T + 20) == {1, 2}
+    assert store.check_leases("a", pairs, T + 30) == set()  # expiring by then: not provably held
+    assert store.check_leases("a", [], T) == set()
+    assert _tx(store, lambda: store.renew_leases("a", pairs, T + 90)) == {1, 2}
+    assert [store.get_lease(f"run_{i}")["expires_at"] for i in (1, 2, 3, 4)] == [T + 90, T + 90, T + 30, T + 30]
+    assert _tx(store, lambda: store.release_leases("a", pairs)) == {1, 2}
+    assert store.get_lease("run_1") is None and store.get_lease("run_3") is not None
+    assert _tx(store, lambda: store.release_leases("a", pairs)) == set()  # released once
+    assert _tx(store, lambda: store.renew_leases("a", [], T)) == set()
+
+
+def test_batched_wait_timeouts_resolve_each_wait_once(store: Store) -> None:
+    def wait(wait_id: str, run_id: str) -> tuple:
+        return (wait_id, run_id, 1, "w", "email.opened", "email", "identity", "a@b.c", "waiting", T, T + 5)
+
+    _tx(store, lambda: [store.insert_wait(wait(f"wait_{i}", f"run_{i}")) for i in (1, 2, 3)])
+    assert _tx(store, lambda: store.resolve_wait("wait_2", "received", T + 1, "received")) is not None
+    out = _tx(store, lambda: store.time_out_waits(["wait_1", "wait_2", "wait_3", "wait_9"], T + 5))
+    assert sorted(out) == ["wait_1", "wait_3"]  # wait_2: the event won; wait_9: unknown
+    assert out["wait_1"]["run_id"] == "run_1" and out["wait_1"]["step_key"] == "w"
+    assert _tx(store, lambda: store.time_out_waits(["wait_1", "wait_3"], T + 6)) == {}
+    assert [w["status"] for w in store.waits_for("run_1")] == ["timed_out"]
+    assert store.waits_for("run_1")[0]["timed_out_at"] == T + 5
+
+
 def test_rows_for_runs_give_each_runs_rows_in_its_own_order(store: Store) -> None:
     """Listing runs in full reads a page's children at once; each run's rows must be
     exactly what its own reads give, in the same order, and no other run's."""
