@@ -25,6 +25,7 @@ How it keeps the engine's guarantees without SQLite's single writer:
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from autorun_cli.engine.store import MESSAGE_COLUMNS, RUN_COLUMNS, SORTS, STEP_COLUMNS, WAIT_COLUMNS, Store
+from autorun_cli.errors import ServiceError
 
 CHANNEL = "autorun_work"
 _F = "DOUBLE PRECISION"
@@ -109,6 +111,10 @@ def _split(query: str | bytes) -> list[str] | None:
     parts = text.split("%s")
     return None if any("%" in p for p in parts) else parts
 _MIGRATE_LOCK = 7_311_015_001  # pg_advisory_xact_lock key: one migrator at a time
+
+# The pool logs a connection it drops as broken (the server went away): the engine
+# reports that failure itself, once, as the command's error; no stray stderr lines.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
@@ -275,8 +281,14 @@ class PostgresStore(Store):
         self._notify = False
         self._end()
         self._pending = []  # never sent: nothing to undo
-        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            self.conn.execute("ROLLBACK")
+        status = self.conn.info.transaction_status
+        if status == psycopg.pq.TransactionStatus.UNKNOWN:
+            return  # the connection is gone: the server rolled the transaction back
+        if status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                self.conn.execute("ROLLBACK")
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                pass  # lost on the way: same as above; the error that led here is reported
 
     def _end(self) -> None:
         self._in_tx = False
@@ -289,6 +301,27 @@ class PostgresStore(Store):
         of them in one simple query, bound on this side (one round trip; a tenth of
         psycopg's cost per statement, which is what bounds a worker). An error of a
         queued statement is raised here."""
+        try:
+            return self._execute(query, args)
+        except self.retryable:
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: BaseException) -> ServiceError:
+        """The server went away (stopped, restarted, the network dropped) or refused
+        mid-command: the service failed (exit 5), said without the password."""
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        password = psycopg.conninfo.conninfo_to_dict(self.url).get("password")
+        if password:
+            reason = reason.replace(str(password), "***")
+        return ServiceError(
+            f"the engine's store {self.path} failed: {reason}",
+            hint="check that PostgreSQL is running there and reachable, then run the command again "
+                 "(a transaction it cut short was rolled back, or is retried by a worker)",
+        )
+
+    def _execute(self, query: Any, args: Any) -> Any:
         if not self._pending:
             return self.conn.execute(query, args)
         pending, self._pending = self._pending, []
@@ -303,6 +336,14 @@ class PostgresStore(Store):
 
     def _reads(self, *queries: tuple[Any, Any]) -> list[list[dict]]:
         """Several reads (after the queued writes) in one round trip: their rows."""
+        try:
+            return self._reads_now(queries)
+        except self.retryable:
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._lost(exc) from None
+
+    def _reads_now(self, queries: tuple[tuple[Any, Any], ...]) -> list[list[dict]]:
         pending, self._pending = self._pending, []
         bind = self._bind
         cur = self.conn.cursor()

@@ -8,8 +8,10 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from autorun_cli.engine.store import MESSAGE_COLUMNS, RUN_COLUMNS, SORTS, STEP_COLUMNS, WAIT_COLUMNS, Store
+from autorun_cli.errors import ServiceError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -73,6 +75,43 @@ SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
 
 
+class _Guarded:
+    """The store's connection once open: a statement that fails because of the file
+    (locked past the busy timeout, damaged, the disk full or failing) raises the
+    service error users see as exit 5, not an internal error."""
+
+    __slots__ = ("raw", "where")
+
+    def __init__(self, raw: sqlite3.Connection, where: str):
+        self.raw = raw
+        self.where = where
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self.raw.execute(sql, args)
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
+                raise  # IntegrityError, ProgrammingError…: not the file's fault
+            raise _failed(exc, self.where) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+def _failed(exc: sqlite3.Error, where: str) -> ServiceError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return ServiceError(f"the engine's store {where} is locked: another process held its write lock "
+                            "longer than the busy timeout",
+                            hint="let the other autorun process (an `engine work`?) finish or stop it, "
+                                 "then run the command again")
+    if "malformed" in text or "not a database" in text:
+        return ServiceError(f"the engine's store {where} is damaged: {text}",
+                            hint="restore the file from a backup, or move it away to start a new store")
+    return ServiceError(f"the engine's store {where} failed: {text}",
+                        hint="check the disk it is on (space, permissions, errors), then run the command again")
+
+
 class SQLiteStore(Store):
     """SQLite in WAL mode; every write transaction is ``BEGIN IMMEDIATE``.
 
@@ -113,6 +152,7 @@ class SQLiteStore(Store):
             "sqlite_version": sqlite3.sqlite_version,
         }
         self.applied_on_open = self.migrate()
+        self.conn = cast(sqlite3.Connection, _Guarded(self.conn, self.describe()))
 
     def _enter_wal(self) -> str:
         """Switch to WAL. Two processes opening a new store at once can see the
