@@ -73,3 +73,31 @@ def test_two_engines_on_one_store_send_each_key_once(tmp_path: Path) -> None:
         assert [(s["key"], s["status"]) for s in run["steps"]] == [("post", "completed")]
         assert not any("stopped during step" in log["message"] for log in run["logs"])
     first.close()
+
+
+def test_a_request_whose_lease_was_lost_after_its_claim_is_never_sent(tmp_path: Path) -> None:
+    """The check right before a batch of sends: a run cancelled (its lease dropped)
+    between the commit that reached its HTTP step and the send is not sent, even
+    when no heartbeat ran in between (both requests leave in one batch)."""
+    sink = HookServer()
+    sink.start()
+    db = tmp_path / "engine.db"
+    other = Engine(SQLiteStore(db))
+    ids: list[str] = []
+
+    def cancel_the_second(point: str) -> None:
+        if point == "after_commit:batch" and len(ids) == 2:
+            other.cancel(ids[1])
+
+    first = Engine(SQLiteStore(db), concurrency=2, crash_hook=cancel_the_second)
+    try:
+        first.load(parse_toml(SLOW.format(url=sink.url), "slow"))
+        with first.batch():
+            ids += [first.trigger("go", {"email": f"u{i}@example.com"})[0] for i in range(2)]
+        first.work()
+    finally:
+        sink.stop()
+    assert sink.sends_per_key() == {f"{ids[0]}:post": 1}
+    assert [first.get_run(r)["status"] for r in ids] == ["completed", "cancelled"]
+    first.close()
+    other.close()
