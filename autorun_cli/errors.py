@@ -115,6 +115,16 @@ _PLAIN = (
 )
 
 
+def replay_locally(run_id: str) -> str:
+    """The command that replays a run the API cannot retry: on the local engine,
+    against a definition drafted from the run itself (a user rarely has one at hand,
+    and a hint must be a command that can succeed)."""
+    import shlex
+
+    run = shlex.quote(run_id)
+    return f"autorun automations draft {run} -f draft.toml && autorun replay {run} -d draft.toml"
+
+
 def plain_words(message: str) -> str:
     """A validation message as people say it: "must be a whole number", not "Input
     should be a valid integer, unable to parse string as an integer"."""

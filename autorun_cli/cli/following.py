@@ -307,17 +307,24 @@ class Follower:
             from rich.live import Live
 
             console = self._console()
+            from rich.console import Group
+
+            stopped: _Stopped | None = None
             with Live(self._renderable(runs, False), console=console, auto_refresh=False, transient=False) as live:
                 self._live = live
                 try:
                     runs = self._loop(runs)
                 except _Stopped as stop:
-                    live.update(self._renderable(stop.runs, True), refresh=True)
-                    raise
+                    stopped, runs = stop, stop.runs
                 finally:
                     self._live = None
-                # The last frame stays on screen: the final state, no footer.
-                live.update(self._renderable(runs, True), refresh=True)
+                # Ended (not interrupted, where the last frame stays): empty the live
+                # region and print the final state below it, since Live crops its lines
+                # at the terminal's width and a hint must paste whole.
+                live.update(Group(), refresh=True)
+            console.print(self._renderable(runs, True))
+            if stopped is not None:
+                raise stopped
             return runs
         self._show(runs)
         return self._loop(runs)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from autorun_cli.errors import NotSupportedError, UsageError
+from autorun_cli.errors import NotSupportedError, UsageError, replay_locally
 
 if TYPE_CHECKING:
     from autorun_cli.http import HttpClient
@@ -263,17 +263,17 @@ class Provider(ABC):
     def retry(self, run: Run) -> Run:
         raise NotSupportedError(
             f"the {self.name} API offers no retry for a run",
-            hint=f"replay it on the local engine instead: autorun replay {run.id} --definition FILE",
+            hint=f"replay it on the local engine instead: {replay_locally(run.id)}",
         )
 
     def retry_from(self, run: Run, step_key: str) -> Run:
         """Start ``run`` again at step ``step_key``; the steps before keep their results."""
         if type(self).retry is Provider.retry:
-            hint = f"replay it on the local engine instead: autorun replay {run.id} --definition FILE"
+            hint = f"replay it on the local engine instead: {replay_locally(run.id)}"
         else:
             hint = (
                 f"retry the whole run without --from-step (`autorun retry {run.id}`), or replay it locally "
-                f"from any step: autorun automations draft {run.id} > def.toml && autorun replay {run.id} -d def.toml"
+                f"from any step: {replay_locally(run.id)}"
             )
         raise NotSupportedError(f"the {self.name} API cannot start a run again from a chosen step", hint=hint)
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from autorun_cli.errors import AutorunError, BadResponseError, NotAllowedError, NotFoundError, ServiceError, UsageError
+from autorun_cli.errors import AutorunError, BadResponseError, NotAllowedError, NotFoundError, ServiceError, UsageError, replay_locally
 from autorun_cli.http import PageSpec, excerpt
 from autorun_cli.model import LogEntry, Run, RunError, Step, Trigger
 from autorun_cli.providers._coerce import as_count, as_int, as_ms
@@ -492,5 +492,5 @@ def _retry_hint(run: Run) -> str:
     if run.extra.get("dry_run"):
         return f"a dry run ran no action; `autorun show {run.id}` shows it, and a real run of the rule starts in Alga PSA"
     if run.status in ("cancelled", "timed_out"):
-        return f"replay it on the local engine instead: `autorun replay {run.id} --definition FILE`"
+        return f"replay it on the local engine instead: `{replay_locally(run.id)}`"
     return f"`autorun show {run.id}` shows what it did"

@@ -17,6 +17,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.panel import Panel
 from rich.text import Text
 
+from autorun_cli.errors import replay_locally
 from autorun_cli.model import LogEntry, Run, Step
 from autorun_cli.render.layout import Col, FitTable, wrap_words
 from autorun_cli.textsafe import clean, readable_info
@@ -404,14 +405,14 @@ def next_command_hint(run: Run) -> str | None:
             offered = run.extra.get("retryable")
             if offered or (offered is None and run.status == "failed"):
                 return f"autorun retry {run.id}"
-            return f"autorun replay {run.id} --definition FILE"
+            return replay_locally(run.id)
         if run.provider == "local" and run.status == "failed":
             instead = _local_failure_hint(run)
             if instead:
                 return instead
         if run.links.get("retry") or run.provider in ("generic", "local"):
             return f"autorun retry {run.id}"
-        return f"autorun replay {run.id} --definition FILE"
+        return replay_locally(run.id)
     if run.status in ("running", "pending", "waiting"):
         return f"autorun watch {run.id}"
     return None
