@@ -345,6 +345,16 @@ def test_malformed_json_is_a_bad_response(api_server: ApiServer) -> None:
     assert exc.value.exit_code == 5
 
 
+def test_xml_and_other_markup_are_not_called_html_pages(api_server: ApiServer) -> None:
+    api_server.faults.body(b'<?xml version="1.0"?><error>maintenance</error>', times=1)
+    with pytest.raises(BadResponseError, match="answered an XML document where JSON was expected") as exc:
+        client(api_server, "sendrealm").get_json("/automation-runs/run_123")
+    assert "HTML" not in exc.value.message and "maintenance" in exc.value.message
+    api_server.faults.body(b"<error>maintenance</error>", times=1)
+    with pytest.raises(BadResponseError, match=r"answered markup \(not JSON\)"):
+        client(api_server, "sendrealm").get_json("/automation-runs/run_123")
+
+
 def test_html_pages_are_bad_responses(api_server: ApiServer, sleeps: list[float]) -> None:
     api_server.faults.html(status=200, times=1)
     with pytest.raises(BadResponseError, match="HTML page"):

@@ -70,8 +70,16 @@ class ErrorHooks:
         return None
 
 
-def _looks_html(resp: httpx.Response) -> bool:
-    return "html" in resp.headers.get("content-type", "").lower() or resp.text.lstrip().startswith("<")
+def _markup(resp: httpx.Response) -> str | None:
+    """What a body in angle brackets is, for the message: an HTML page (a proxy's or
+    a login page), an XML document (another API), or None when it is neither."""
+    ctype = resp.headers.get("content-type", "").lower()
+    head = resp.text.lstrip()[:512].lower()
+    if "html" in ctype or head.startswith(("<!doctype html", "<html")) or "<body" in head or "<head" in head:
+        return "an HTML page"
+    if "xml" in ctype or head.startswith("<?xml"):
+        return "an XML document"
+    return "markup (not JSON)" if head.startswith("<") else None
 
 
 def error_for(resp: httpx.Response, hooks: Any, secrets: list[str], retried: int = 0) -> AutorunError:
@@ -87,7 +95,7 @@ def error_for(resp: httpx.Response, hooks: Any, secrets: list[str], retried: int
     message = hooks.error_message(body) if body is not None else None
     if message is None:
         if text.strip():
-            kind = "an HTML page" if _looks_html(resp) else "a non-JSON body"
+            kind = _markup(resp) or "a non-JSON body"
             message = f"HTTP {status} {excerpt(resp.reason_phrase, secrets, 60)} with {kind}: {excerpt(text, secrets, 100)}"
         else:
             message = f"HTTP {status} {excerpt(resp.reason_phrase, secrets, 60)}"
@@ -151,7 +159,7 @@ def redirect_error(resp: httpx.Response, method: str, secrets: list[str]) -> Bad
 
 def decode_error(resp: httpx.Response, secrets: list[str]) -> BadResponseError:
     """A 2xx answer that is not the JSON the API promised."""
-    kind = "an HTML page" if _looks_html(resp) else "malformed JSON"
+    kind = _markup(resp) or "malformed JSON"
     return BadResponseError(
         f"the API answered {kind} where JSON was expected: {excerpt(resp.text, secrets) or '(empty body)'}",
         hint="check the base URL points at the API root (not a web page) and the provider is right",
