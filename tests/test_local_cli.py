@@ -502,7 +502,11 @@ def test_watch_drives_local_timers_to_timeout(isolated, monkeypatch):
     from autorun_cli.cli import following as follow
 
     monkeypatch.setattr(follow, "sleep", time.sleep)
-    ok("automations", "load", QUICK)
+    # A 2 s wait (the pack's is 1 s): on a loaded machine the first poll must still
+    # find it waiting.
+    slower = isolated / "quick_2s.toml"
+    slower.write_text(QUICK.read_text().replace('timeout = "1s"', 'timeout = "2s"'))
+    ok("automations", "load", slower)
     [run_id] = trigger("ping.sent", {"email": "eve@example.com"}, "ping-w")
     result = invoke("watch", run_id, "--interval", "0.2", "--timeout", "10")
     assert result.exit_code == 1, (result.stdout, result.stderr)
