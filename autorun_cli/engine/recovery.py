@@ -59,5 +59,7 @@ class Recovery(EngineBase):
                           defn, run.cursor)
                 self._advance(run)
                 taken += 1
-            self._drain()
+        # The requests of every run taken over leave together, up to ``concurrency``
+        # at once (each lease re-checked right before its send), not one run at a time.
+        self._drain()
         return taken

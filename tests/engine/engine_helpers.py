@@ -100,6 +100,8 @@ class HookServer:
         self.requests: list[dict] = []  # every request, in order
         self.applied: dict[str, int] = {}  # key -> times its effect was applied
         self._seen: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it held at once
         self._lock = threading.Lock()
         outer = self
 
@@ -110,9 +112,12 @@ class HookServer:
                 key = self.headers.get("Idempotency-Key")
                 with outer._lock:  # counted on arrival: a request in flight is a sent one
                     outer.requests.append({"path": self.path, "key": key, "body": json.loads(body or b"null")})
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 if outer.delay:
                     time.sleep(outer.delay)
                 with outer._lock:
+                    outer.in_flight -= 1
                     n = outer._seen.get(key, 0) + 1
                     outer._seen[key] = n
                     if n <= outer.fail_first:

@@ -5,7 +5,7 @@ very send in flight.
 ``autorun engine work --forever`` workers (real CLI processes) share one store; the
 test triggers runs whose HTTP step posts to a loopback sink that counts requests per
 Idempotency-Key (every request counted: duplicates are never folded into a set). A
-killer freezes a random worker (SIGSTOP), reads the leases it holds and which of
+killer, at moments spread over the whole run, freezes a random worker (SIGSTOP), reads the leases it holds and which of
 them the sink has already received (the sends it had in flight), then SIGKILLs it
 and starts a new worker. At the end each key's repeats must be covered by the kills
 that had that key in flight. Without kills no key may repeat at all.
@@ -117,7 +117,14 @@ def _chaos(url: str, home: Path, workers: int, runs: int, kills: int) -> None:
     in_flight: list[set[str]] = []  # per kill: the keys the killed worker had sent, unanswered or unrecorded
     try:
         while len(in_flight) < kills:
-            time.sleep(rng.uniform(0.02, 0.25))
+            # The kills are spread over the whole run (the k-th once the sink has seen
+            # k/(kills+1) of the keys), so they land while workers have sends in
+            # flight, not before the first claim commits.
+            target = (len(in_flight) + 1) * runs // (kills + 1)
+            progress_by = time.monotonic() + 60
+            while len(sink.snapshot()) < target and time.monotonic() < progress_by:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.05))
             i = rng.randrange(workers)
             victim = procs[i]
             victim.send_signal(signal.SIGSTOP)  # frozen: its leases and sends stop changing
@@ -137,6 +144,13 @@ def _chaos(url: str, home: Path, workers: int, runs: int, kills: int) -> None:
                 break
             time.sleep(0.2)
     finally:
+        # A worker restarted late may still be starting: SIGTERM it once it has said it
+        # is up (its heartbeat: its drain handler is in place), so exit 0 means drained.
+        up_by = time.monotonic() + 30
+        while time.monotonic() < up_by and any(
+            p.poll() is None and p.pid not in {w["pid"] for w in engine.store.workers(0)} for p in procs
+        ):
+            time.sleep(0.05)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -161,6 +175,8 @@ def _chaos(url: str, home: Path, workers: int, runs: int, kills: int) -> None:
     total_in_flight = sum(len(f) for f in in_flight)
     assert sum(repeated.values()) <= total_in_flight
     assert len(in_flight) == kills
+    if kills:  # the kills hit workers in the middle of their sends, or this proves nothing
+        assert sum(1 for flight in in_flight if flight) >= kills // 4, [len(f) for f in in_flight]
     for run_id in ids[:: max(1, runs // 50)]:  # each run sent its welcome once
         run = engine.get_run(run_id)
         assert [m["step_key"] for m in run["messages"]] == ["welcome"]

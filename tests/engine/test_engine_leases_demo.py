@@ -67,6 +67,32 @@ def test_expired_lease_is_taken_over_and_the_late_worker_is_fenced(tmp_path: Pat
     assert [req["key"] for req in hook_server.requests] == [f"{run['id']}:post"]
 
 
+def test_runs_taken_over_from_a_dead_worker_are_sent_together(tmp_path: Path) -> None:
+    """A killed worker leaves up to 2 x concurrency runs mid-request: whoever takes them
+    over sends them up to its own concurrency at once, not one run after another."""
+    slow = HookServer(delay=0.3)
+    slow.start()
+    try:
+        db = tmp_path / "e.db"
+
+        def freeze(label: str) -> None:
+            if label == "after_commit:trigger":
+                raise Stop
+
+        hung = engine_at(db, owner="elsewhere:1:abcd", crash_hook=freeze, lease_seconds=30)
+        hung.load(parse_toml(HOOK.format(url=slow.url)))
+        for i in range(6):
+            with pytest.raises(Stop):
+                hung.trigger("ping", {"email": f"u{i}@example.com"})
+        other = engine_at(db, T0 + 60, concurrency=6)
+        assert other.work().recovered == 6
+        assert {r["status"] for r in other.list_runs()} == {"completed"}
+        assert sorted(req["key"] for req in slow.requests) == sorted(f"{r['id']}:post" for r in other.list_runs())
+        assert slow.max_in_flight >= 2, slow.max_in_flight  # one at a time before
+    finally:
+        slow.stop()
+
+
 def _stalled_in_flight(db: Path, url: str, definition: str = HOOK) -> tuple[Engine, str]:
     """A worker that committed "attempt 1 running" (holding the lease) and stopped."""
     def freeze(label: str) -> None:
