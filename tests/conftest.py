@@ -7,6 +7,7 @@ backoffs recorded instead of slept (the provider unit tests use both).
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -21,10 +22,16 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
+import typer.main  # noqa: E402
+import typer.testing  # noqa: E402
 from apiserver import ApiServer  # noqa: E402
 from pgserver import PgServer, PgUnavailable, schema_url  # noqa: E402
 from respx_helpers import BASE  # noqa: E402
 
+# CliRunner.invoke has Typer build the whole Click command tree again on every call (a
+# pydantic adapter per parameter: ~75 ms, minutes over the suite). The tree of an app
+# is the same every time, so it is built once per app.
+typer.testing._get_command = functools.cache(typer.main.get_command)  # type: ignore[attr-defined]
 
 @pytest.fixture
 def api_server() -> Iterator[ApiServer]:

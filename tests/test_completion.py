@@ -99,6 +99,9 @@ def test_a_tab_never_creates_the_local_store(isolated):
 # -- run IDs of an HTTP provider: cached, and bounded in time ---------------------------------
 
 
+SLOW_MS = 1500  # a server five times slower than the completion budget
+
+
 def _server(latency_ms: float = 0):
     from apiserver import ApiServer
 
@@ -132,15 +135,17 @@ def _wait_for_refresher(isolated, timeout: float = 20.0) -> None:
 
 
 def test_a_slow_server_never_holds_the_shell_and_a_refresher_fills_the_cache(isolated):
-    server = _server(latency_ms=1500)  # far beyond the 300 ms budget
+    server = _server(latency_ms=SLOW_MS)  # far beyond the 300 ms budget
     try:
         env = server.env("tenant")
         started = time.monotonic()
         first = bash("autorun show ", env=env)
         elapsed = time.monotonic() - started
         assert first == ["@latest"]  # nothing cached yet, and no waiting for the server
-        # The budget is 0.3 s; the slack covers a loaded machine, far below the 1.5 s answer.
-        assert elapsed < completing.BUDGET + 0.6, elapsed
+        # Answered before the server could have: the shell did not wait for it. (The
+        # 0.3 s budget itself is measured by benchmarks/completion.py, not timed here,
+        # where a loaded CI machine would make it flaky.)
+        assert elapsed < SLOW_MS / 1000, elapsed
         _wait_for_refresher(isolated)
         later = bash("autorun show ", env=env)
         assert later[0] == "@latest" and len(later) > 1  # the refresher's answer, from the cache
@@ -149,7 +154,7 @@ def test_a_slow_server_never_holds_the_shell_and_a_refresher_fills_the_cache(iso
 
 
 def test_a_slow_server_gets_the_stale_cache_at_once(isolated):
-    server = _server(latency_ms=1500)
+    server = _server(latency_ms=SLOW_MS)
     try:
         env = server.env("tenant")
         # A cache older than the TTL but not stale: used when the server is slow.
@@ -164,7 +169,7 @@ def test_a_slow_server_gets_the_stale_cache_at_once(isolated):
         path.write_text(json.dumps({settings_key: {"at": time.time() - 3600, "runs": [["11111111-0000-4000-8000-000000000001", "failed", "Old"]]}}))
         started = time.monotonic()
         got = bash("autorun show ", env=env)
-        assert time.monotonic() - started < completing.BUDGET + 0.6
+        assert time.monotonic() - started < SLOW_MS / 1000  # the cache, not the server's answer
         assert got == ["@latest", "11111111-0000-4000-8000-000000000001"]
         _wait_for_refresher(isolated)
     finally:
