@@ -401,18 +401,6 @@ class MemoryStore(Store):
         self._on_undo(lambda: lease.__setitem__("expires_at", old))
         return True
 
-    def check_leases(self, owner, held, valid_until) -> set[int]:
-        return {epoch for run_id, epoch in held
-                if (lease := self.get_lease(run_id)) is not None and lease["owner"] == owner
-                and lease["epoch"] == epoch and lease["expires_at"] > valid_until}
-
-    def renew_leases(self, owner, held, expires_at) -> set[int]:
-        # One writer holds the whole store: a statement per lease costs no round trip.
-        return {epoch for run_id, epoch in held if self.renew_lease(run_id, owner, epoch, expires_at)}
-
-    def release_leases(self, owner, held) -> set[int]:
-        return {epoch for run_id, epoch in held if self.release_lease(run_id, owner, epoch)}
-
     def release_lease(self, run_id, owner, epoch) -> bool:
         if self._held(run_id, owner, epoch) is None:
             return False

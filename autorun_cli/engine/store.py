@@ -232,18 +232,24 @@ class Store(Protocol):
 
     def check_leases(self, owner: str, held: Sequence[tuple[str, int]], valid_until: float) -> set[int]:
         """Of several (run_id, epoch) pairs, the epochs whose lease ``owner`` holds
-        beyond ``valid_until``, in one read (no write, no commit)."""
-        ...
+        beyond ``valid_until``, in one read (no write, no commit).
+
+        This default and the two below go lease by lease: right for a store with one
+        writer (memory, SQLite), where a statement costs no round trip; PostgreSQL
+        overrides them with one statement each."""
+        return {epoch for run_id, epoch in held
+                if (lease := self.get_lease(run_id)) is not None and lease["owner"] == owner
+                and lease["epoch"] == epoch and lease["expires_at"] > valid_until}
 
     def renew_leases(self, owner: str, held: Sequence[tuple[str, int]], expires_at: float) -> set[int]:
         """``renew_lease`` for several (run_id, epoch) pairs in one conditional
         statement: the epochs still held (now until ``expires_at``)."""
-        ...
+        return {epoch for run_id, epoch in held if self.renew_lease(run_id, owner, epoch, expires_at)}
 
     def release_leases(self, owner: str, held: Sequence[tuple[str, int]]) -> set[int]:
         """``release_lease`` for several (run_id, epoch) pairs in one statement: the
         epochs whose lease was still held (their results may be recorded)."""
-        ...
+        return {epoch for run_id, epoch in held if self.release_lease(run_id, owner, epoch)}
 
     def release_lease(self, run_id: str, owner: str, epoch: int) -> bool:
         """The fence of a result: drop the lease if ``owner`` still holds it at
