@@ -272,14 +272,6 @@ class MemoryStore(Store):
         self._on_undo(undo)
         return {k: row[k] for k in ("run_id", "step_id", "step_key", "event", "timeout_at")}
 
-    def time_out_waits(self, wait_ids, at) -> dict[str, dict]:
-        out = {}
-        for wait_id in wait_ids:
-            row = self.resolve_wait(wait_id, "timed_out", at, "timed_out")
-            if row is not None:
-                out[wait_id] = row
-        return out
-
     def find_open_waits(self, event, field, value) -> list[dict]:
         bucket = self._open.get((event, field, value))
         return [dict(self._waits[w]) for w in bucket] if bucket else []

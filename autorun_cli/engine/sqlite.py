@@ -391,14 +391,6 @@ class SQLiteStore(Store):
         row = self.conn.execute(sql, args).fetchone()
         return dict(row) if row is not None else None
 
-    def time_out_waits(self, wait_ids, at) -> dict[str, dict]:
-        out = {}
-        for wait_id in wait_ids:
-            row = self.resolve_wait(wait_id, "timed_out", at, "timed_out")
-            if row is not None:
-                out[wait_id] = row
-        return out
-
     def find_open_waits(self, event, field, value) -> list[dict]:
         return self._all(
             "SELECT * FROM waits WHERE event = ? AND match_field = ? AND match_value = ? AND status = 'waiting'",

@@ -169,8 +169,14 @@ class Store(Protocol):
 
     def time_out_waits(self, wait_ids: Sequence[str], at: float) -> dict[str, dict]:
         """``resolve_wait(id, "timed_out", at, "timed_out")`` for several waits in one
-        statement: wait id → row for each wait this call resolved."""
-        ...
+        statement: wait id → row for each wait this call resolved. This default goes
+        wait by wait (one writer: memory, SQLite); PostgreSQL overrides it."""
+        out = {}
+        for wait_id in wait_ids:
+            row = self.resolve_wait(wait_id, "timed_out", at, "timed_out")
+            if row is not None:
+                out[wait_id] = row
+        return out
 
     def find_open_waits(self, event: str, field: str, value: str) -> list[dict]:
         """Waiting waits for ``event`` that match on payload ``field`` = ``value``."""
