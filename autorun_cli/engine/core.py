@@ -87,12 +87,9 @@ def _postgres_store(url: str) -> Any:
 
 
 def _without_secret(text: str, url: str) -> str:
-    try:
-        from urllib.parse import urlsplit
+    from autorun_cli.textsafe import url_password
 
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
+    password = url_password(url)
     return text.replace(password, "***") if password else text
 
 
