@@ -89,7 +89,7 @@ class _Guarded:
     def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         try:
             return self.raw.execute(sql, args)
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+        except sqlite3.DatabaseError as exc:
             if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
                 raise  # IntegrityError, ProgrammingError…: not the file's fault
             raise _failed(exc, self.where) from None
